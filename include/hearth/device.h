@@ -25,9 +25,10 @@ struct hearth_dev_class {
 	 * On failure return -1 with hearth_err set; the framework then unhooks whatever was
 	 * hooked and calls free. */
 	int (*init)(struct hearth_dev *dev, struct hearth_cfg *cfg);
-	void (*free)(struct hearth_dev *dev);           /* release priv; hooks are already gone */
-	void (*reset)(struct hearth_dev *dev);          /* optional: machine reset */
-	int (*save)(struct hearth_dev *dev, struct hearth_ckpt *ck); /* NULL: VM not checkpointable */
+	void (*free)(struct hearth_dev *dev);  /* release priv; hooks are already gone */
+	void (*reset)(struct hearth_dev *dev); /* optional: machine reset */
+	int (*save)(struct hearth_dev *dev,
+		    struct hearth_ckpt *ck); /* NULL: VM not checkpointable */
 	int (*load)(struct hearth_dev *dev, struct hearth_ckpt *ck);
 	/* optional: extra text for `hearth devices` (e.g. a backend's path) */
 	void (*describe)(struct hearth_dev *dev, char *buf, size_t len);

@@ -47,7 +47,8 @@ int iobus_add(struct hearth_iobus *bus, const struct hearth_io_range *range)
 	if (range->len == 0 || range->base >= bus->limit || range->len > bus->limit - range->base)
 		return hearth_err("device '%s': %s range %#llx+%#llx is outside 0..%#llx", who,
 				  bus->name, (unsigned long long)range->base,
-				  (unsigned long long)range->len, (unsigned long long)bus->limit - 1);
+				  (unsigned long long)range->len,
+				  (unsigned long long)bus->limit - 1);
 	pthread_rwlock_wrlock(&bus->lock);
 	unsigned i = lower_bound(bus, range->base);
 	if (i < bus->n && bus->r[i].base < range->base + range->len) {
@@ -110,8 +111,7 @@ unsigned iobus_remove_owner(struct hearth_iobus *bus, struct hearth_dev *owner)
 	return removed;
 }
 
-bool iobus_find(struct hearth_iobus *bus, uint64_t addr, unsigned size,
-		struct hearth_io_range *out)
+bool iobus_find(struct hearth_iobus *bus, uint64_t addr, unsigned size, struct hearth_io_range *out)
 {
 	bool found = false;
 

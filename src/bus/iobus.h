@@ -18,7 +18,7 @@ struct hearth_io_range {
 
 struct hearth_iobus {
 	const char *name; /* "port" or "mmio", for messages */
-	uint64_t limit;   /* one past the highest address (0x10000 for ports) */
+	uint64_t limit;	  /* one past the highest address (0x10000 for ports) */
 	pthread_rwlock_t lock;
 	struct hearth_io_range *r;
 	unsigned n, cap;

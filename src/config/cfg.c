@@ -219,11 +219,13 @@ int hearth_cfg_bool(struct hearth_cfg *cfg, const char *key, bool def, bool *out
 	}
 	if (json_object_is_type(v, json_type_string)) {
 		const char *s = json_object_get_string(v);
-		if (!strcmp(s, "on") || !strcmp(s, "true") || !strcmp(s, "yes") || !strcmp(s, "1")) {
+		if (!strcmp(s, "on") || !strcmp(s, "true") || !strcmp(s, "yes") ||
+		    !strcmp(s, "1")) {
 			*out = true;
 			return 0;
 		}
-		if (!strcmp(s, "off") || !strcmp(s, "false") || !strcmp(s, "no") || !strcmp(s, "0")) {
+		if (!strcmp(s, "off") || !strcmp(s, "false") || !strcmp(s, "no") ||
+		    !strcmp(s, "0")) {
 			*out = false;
 			return 0;
 		}

@@ -116,8 +116,7 @@ out:
 	return ret;
 }
 
-int hearth_hook_hypercall(struct hearth_dev *dev, uint32_t nr, hearth_hypercall_fn fn,
-			  void *opaque)
+int hearth_hook_hypercall(struct hearth_dev *dev, uint32_t nr, hearth_hypercall_fn fn, void *opaque)
 {
 	struct hearth_vm *vm = dev->vm;
 	struct hearth_hcall_hook *h;

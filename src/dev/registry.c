@@ -70,8 +70,9 @@ int hearth_classes_init(void)
 {
 	if (built)
 		return 0;
-	return hearth_classes_build(__start_hearth_dev_classes,
-				    (size_t)(__stop_hearth_dev_classes - __start_hearth_dev_classes));
+	return hearth_classes_build(
+		__start_hearth_dev_classes,
+		(size_t)(__stop_hearth_dev_classes - __start_hearth_dev_classes));
 }
 
 const struct hearth_dev_class *hearth_class_find(const char *name)

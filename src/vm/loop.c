@@ -27,8 +27,8 @@ struct hearth_loop {
 	pthread_t thread;
 	bool started, in_batch;
 	pthread_t batch_thread;
-	pthread_mutex_t dispatch;  /* held while callbacks run */
-	pthread_mutex_t lock;      /* guards the entry list */
+	pthread_mutex_t dispatch; /* held while callbacks run */
+	pthread_mutex_t lock;	  /* guards the entry list */
 	struct loop_entry *entries;
 	struct loop_entry *graveyard; /* removed during a batch, freed after it */
 };

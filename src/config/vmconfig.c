@@ -1,0 +1,300 @@
+#include "config/vmconfig.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/cfg.h"
+#include "hearth/device.h"
+
+#define DEFAULT_MEMORY (256ull << 20)
+#define MIN_MEMORY (2ull << 20)
+#define MAX_MEMORY (1ull << 40)
+#define MAX_CPUS 64
+
+struct json_object *vmconfig_new_tree(void)
+{
+	struct json_object *t = json_object_new_object();
+
+	json_object_object_add(t, "devices", json_object_new_array());
+	return t;
+}
+
+int vmconfig_merge_file(struct json_object *tree, const char *path)
+{
+	struct json_object *file = json_object_from_file(path);
+
+	if (!file)
+		return hearth_err("%s: %s", path, json_util_get_last_err());
+	if (!json_object_is_type(file, json_type_object)) {
+		json_object_put(file);
+		return hearth_err("%s: the top level must be an object", path);
+	}
+	json_object_object_foreach(file, key, val)
+	{
+		if (strcmp(key, "devices") == 0 && json_object_is_type(val, json_type_array)) {
+			struct json_object *devs;
+			json_object_object_get_ex(tree, "devices", &devs);
+			for (size_t i = 0; i < json_object_array_length(val); i++)
+				json_object_array_add(
+					devs, json_object_get(json_object_array_get_idx(val, i)));
+		} else {
+			json_object_object_add(tree, key, json_object_get(val));
+		}
+	}
+	json_object_put(file);
+	return 0;
+}
+
+/* "CLASS,k=v,k=v" → {"class": CLASS, "k": "v", ...}; values stay strings, the device's
+ * getters parse them. */
+struct json_object *vmconfig_device_from_spec(const char *spec)
+{
+	char *copy = strdup(spec), *save = NULL;
+	struct json_object *dev = json_object_new_object();
+	char *tok = strtok_r(copy, ",", &save);
+
+	if (!tok || strchr(tok, '=')) {
+		hearth_err("--device '%s': expected CLASS[,key=value...]", spec);
+		goto fail;
+	}
+	json_object_object_add(dev, "class", json_object_new_string(tok));
+	while ((tok = strtok_r(NULL, ",", &save))) {
+		char *eq = strchr(tok, '=');
+		if (!eq || eq == tok) {
+			hearth_err("--device '%s': '%s' is not key=value", spec, tok);
+			goto fail;
+		}
+		*eq = 0;
+		if (json_object_object_get_ex(dev, tok, NULL)) {
+			hearth_err("--device '%s': key '%s' given twice", spec, tok);
+			goto fail;
+		}
+		json_object_object_add(dev, tok, json_object_new_string(eq + 1));
+	}
+	free(copy);
+	return dev;
+fail:
+	free(copy);
+	json_object_put(dev);
+	return NULL;
+}
+
+/* The serial setting names COM1's backend. */
+static struct json_object *serial_backend(const char *spec, const char *where)
+{
+	struct json_object *b = json_object_new_object();
+	const char *cls = NULL, *path = NULL;
+
+	if (strcmp(spec, "stdio") == 0)
+		cls = "char-stdio";
+	else if (strcmp(spec, "pty") == 0)
+		cls = "char-pty";
+	else if (strncmp(spec, "file:", 5) == 0)
+		cls = "char-file", path = spec + 5;
+	else if (strncmp(spec, "socket:", 7) == 0)
+		cls = "char-socket", path = spec + 7;
+	if (!cls || (path && !*path)) {
+		json_object_put(b);
+		hearth_err("%s: serial '%s': expected stdio, file:PATH, socket:PATH, pty or none",
+			   where, spec);
+		return NULL;
+	}
+	json_object_object_add(b, "class", json_object_new_string(cls));
+	json_object_object_add(b, "id", json_object_new_string("serial0"));
+	json_object_object_add(b, "frontend", json_object_new_string("com1"));
+	if (path)
+		json_object_object_add(b, "path", json_object_new_string(path));
+	return b;
+}
+
+static struct json_object *fixed_device(const char *cls, const char *id)
+{
+	struct json_object *d = json_object_new_object();
+
+	json_object_object_add(d, "class", json_object_new_string(cls));
+	json_object_object_add(d, "id", json_object_new_string(id));
+	return d;
+}
+
+/* Ids for devices that give none: the class name, then class name + 1, 2, ... */
+static int assign_ids(struct json_object *devs, const char *where)
+{
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i), *cls, *id;
+		if (!json_object_is_type(d, json_type_object))
+			return hearth_err("%s: devices[%zu]: expected an object", where, i);
+		if (!json_object_object_get_ex(d, "class", &cls) ||
+		    !json_object_is_type(cls, json_type_string))
+			return hearth_err("%s: devices[%zu]: key 'class' (a string) is required",
+					  where, i);
+		if (json_object_object_get_ex(d, "id", &id)) {
+			if (!json_object_is_type(id, json_type_string))
+				return hearth_err("%s: devices[%zu]: key 'id': expected a string",
+						  where, i);
+			continue;
+		}
+		const char *base = json_object_get_string(cls);
+		char cand[HEARTH_NAME_MAX + 16];
+		for (unsigned n = 0;; n++) {
+			bool taken = false;
+			if (n)
+				snprintf(cand, sizeof(cand), "%s%u", base, n);
+			else
+				snprintf(cand, sizeof(cand), "%s", base);
+			for (size_t j = 0; j < json_object_array_length(devs) && !taken; j++) {
+				struct json_object *o;
+				if (json_object_object_get_ex(json_object_array_get_idx(devs, j),
+							      "id", &o))
+					taken = strcmp(json_object_get_string(o), cand) == 0;
+			}
+			if (!taken)
+				break;
+		}
+		json_object_object_add(d, "id", json_object_new_string(cand));
+	}
+	return 0;
+}
+
+static int get_string(struct json_object *tree, const char *key, const char *where,
+		      const char **out)
+{
+	struct json_object *v;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(tree, key, &v) || json_object_is_type(v, json_type_null))
+		return 0;
+	if (!json_object_is_type(v, json_type_string))
+		return hearth_err("%s: key '%s': expected a string, got %s", where, key,
+				  json_type_to_name(json_object_get_type(v)));
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+static int parse_modules(struct json_object *tree, const char *where, struct vm_config *cfg)
+{
+	struct json_object *mods;
+
+	if (!json_object_object_get_ex(tree, "modules", &mods))
+		return 0;
+	if (!json_object_is_type(mods, json_type_array))
+		return hearth_err("%s: key 'modules': expected an array", where);
+	size_t n = json_object_array_length(mods);
+	cfg->modules = calloc(n ? n : 1, sizeof(*cfg->modules));
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *m = json_object_array_get_idx(mods, i), *p, *s;
+		if (!json_object_is_type(m, json_type_object) ||
+		    !json_object_object_get_ex(m, "path", &p) ||
+		    !json_object_is_type(p, json_type_string))
+			return hearth_err("%s: modules[%zu]: expected {\"path\": ..., \"string\": "
+					  "...}",
+					  where, i);
+		json_object_object_foreach(m, k, v)
+		{
+			(void)v;
+			if (strcmp(k, "path") && strcmp(k, "string"))
+				return hearth_err("%s: modules[%zu]: unknown key '%s'", where, i,
+						  k);
+		}
+		cfg->modules[i].path = json_object_get_string(p);
+		cfg->modules[i].string = cfg->modules[i].path;
+		if (json_object_object_get_ex(m, "string", &s)) {
+			if (!json_object_is_type(s, json_type_string))
+				return hearth_err("%s: modules[%zu]: key 'string': expected a "
+						  "string",
+						  where, i);
+			cfg->modules[i].string = json_object_get_string(s);
+		}
+	}
+	cfg->nmodules = n;
+	return 0;
+}
+
+static const char *const top_keys[] = {"cpus",	  "memory",   "kernel", "cmdline",
+				       "modules", "firmware", "serial", "devices"};
+
+int vmconfig_finish(struct json_object *tree, const char *where, struct vm_config *cfg)
+{
+	struct hearth_cfg *top = NULL;
+	struct json_object *devs, *all;
+	const char *serial = NULL;
+	uint64_t cpus;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->root = json_object_get(tree);
+	json_object_object_foreach(tree, key, val)
+	{
+		bool known = false;
+		(void)val;
+		for (size_t i = 0; i < sizeof(top_keys) / sizeof(top_keys[0]) && !known; i++)
+			known = strcmp(key, top_keys[i]) == 0;
+		if (!known)
+			return hearth_err("%s: unknown key '%s'", where, key);
+	}
+	top = cfg_new(tree, where);
+	if (hearth_cfg_u64(top, "cpus", 1, 1, MAX_CPUS, &cpus) < 0 ||
+	    hearth_cfg_size(top, "memory", DEFAULT_MEMORY, MIN_MEMORY, MAX_MEMORY, &cfg->memory) <
+		    0) {
+		cfg_free(top);
+		return -1;
+	}
+	cfg_free(top);
+	cfg->cpus = (unsigned)cpus;
+	if (cfg->memory & 0xfff)
+		return hearth_err("%s: key 'memory': %llu is not a multiple of 4 KiB", where,
+				  (unsigned long long)cfg->memory);
+	if (get_string(tree, "kernel", where, &cfg->kernel) < 0 ||
+	    get_string(tree, "cmdline", where, &cfg->cmdline) < 0 ||
+	    get_string(tree, "firmware", where, &cfg->firmware) < 0 ||
+	    get_string(tree, "serial", where, &serial) < 0 || parse_modules(tree, where, cfg) < 0)
+		return -1;
+	if (cfg->kernel && cfg->firmware)
+		return hearth_err("%s: 'kernel' and 'firmware' exclude each other", where);
+	if (!cfg->kernel && (cfg->cmdline || cfg->nmodules))
+		return hearth_err("%s: 'cmdline' and 'modules' need a 'kernel'", where);
+	if (!json_object_object_get_ex(tree, "devices", &devs) ||
+	    !json_object_is_type(devs, json_type_array))
+		return hearth_err("%s: key 'devices': expected an array", where);
+
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		struct json_object *d = json_object_array_get_idx(devs, i), *cls;
+		if (!json_object_is_type(d, json_type_object) ||
+		    !json_object_object_get_ex(d, "class", &cls) ||
+		    !json_object_is_type(cls, json_type_string))
+			return hearth_err("%s: devices[%zu]: expected an object with a 'class' "
+					  "string",
+					  where, i);
+	}
+	/* The PC's fixed devices come first so their ids are reserved and their ports taken
+	 * before configured devices ask for theirs. */
+	all = json_object_new_array();
+	json_object_array_add(all, fixed_device("uart8250", "com1"));
+	json_object_array_add(all, fixed_device("i8042", "i8042"));
+	json_object_array_add(all, fixed_device("cmos", "cmos"));
+	json_object_array_add(all, fixed_device("port80", "port80"));
+	if (!serial)
+		serial = "stdio";
+	if (strcmp(serial, "none") != 0) {
+		struct json_object *b = serial_backend(serial, where);
+		if (!b) {
+			json_object_put(all);
+			return -1;
+		}
+		json_object_array_add(all, b);
+	}
+	for (size_t i = 0; i < json_object_array_length(devs); i++)
+		json_object_array_add(all, json_object_get(json_object_array_get_idx(devs, i)));
+	cfg->devices = all;
+	if (assign_ids(all, where) < 0)
+		return -1;
+	return 0;
+}
+
+void vmconfig_free(struct vm_config *cfg)
+{
+	free(cfg->modules);
+	json_object_put(cfg->devices);
+	json_object_put(cfg->root);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,65 @@
+/* VM lifecycle: build from a configuration, run vCPU threads and the event loop, stop. */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/vmconfig.h"
+#include "dev/machine.h"
+#include "kvm/kvm.h"
+#include "x86/firmware.h"
+
+/* Process exit statuses (also in --help and README). Odd values belong to debug-exit. */
+enum {
+	EXIT_GUEST_OK = 0,	/* guest reset or power-off, or the user quit */
+	EXIT_CONFIG = 2,	/* bad command line or configuration, nothing started */
+	EXIT_GUEST_CRASH = 4,	/* KVM internal error, triple fault, unhandled exit */
+	EXIT_HOST = 6,		/* host failure: no /dev/kvm, out of memory, I/O error */
+	EXIT_SIGNAL_BASE = 128, /* + signal number for SIGINT/SIGTERM/SIGHUP */
+};
+
+struct vm;
+
+struct vcpu {
+	struct vm *vm;
+	unsigned id;
+	struct kvm_vcpu_fd kvm;
+	pthread_t thread;
+	bool started;
+};
+
+struct vm {
+	struct hearth_vm m; /* what devices see */
+	struct kvm_sys kvm;
+	int vmfd;
+	int memfd;
+	uint8_t *ram;	    /* the whole memfd mapping */
+	unsigned nslots;    /* KVM memory slots in use */
+	struct firmware fw; /* firmware image, when booting one */
+	unsigned ncpus;
+	struct vcpu *vcpus;
+	const struct vm_config *cfg;
+	atomic_bool stopping;
+	atomic_int status;
+	int stop_efd; /* written once when a stop is requested */
+};
+
+/* Devices only, no KVM: enough for `hearth devices`. */
+int vm_build_devices(struct hearth_vm *m, const struct vm_config *cfg);
+
+/* 0, or the exit status that fits the failure (EXIT_CONFIG, EXIT_HOST) with hearth_err set. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+/* Runs until the guest or the user ends it; returns the process exit status. */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+void vm_stop(struct vm *vm, int status);
+
+/* vcpu.c */
+int vcpu_create(struct vm *vm, struct vcpu *c, unsigned id);
+int vcpu_start(struct vcpu *c);
+void vcpu_kick(struct vcpu *c);
+void vcpu_join(struct vcpu *c);
+void vcpu_destroy(struct vcpu *c);
+void vcpu_dump(struct vcpu *c, const char *why);
