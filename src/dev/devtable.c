@@ -68,6 +68,7 @@ static void destroy(struct hearth_dev *dev)
 	iobus_remove_owner(&vm->mmio, dev);
 	hooks_release_owner(vm, dev);
 	frontends_release_owner(vm, dev);
+	/* also after a failed init: free releases whatever init got as far as allocating */
 	if (dev->inited && dev->cls->free)
 		dev->cls->free(dev);
 	unlink_dev(vm, dev);
@@ -85,7 +86,9 @@ struct hearth_dev *hearth_dev_create(struct hearth_vm *vm, const char *cls_name,
 		return NULL;
 	cls = hearth_class_find(cls_name);
 	if (!cls) {
-		hearth_err("unknown device class '%s' (see `hearth devices --classes`)", cls_name);
+		hearth_err(
+			"device '%s': unknown device class '%s' (see `hearth devices --classes`)",
+			id, cls_name);
 		return NULL;
 	}
 	if (!hearth_name_valid(id)) {

@@ -7,10 +7,7 @@
 
 #include "vm/vm.h"
 #include "x86/firmware.h"
-#if __has_include("x86/mptable.h") /* TEMP until mptable lands */
 #include "x86/mptable.h"
-#define HAVE_MPTABLE 1
-#endif
 #include "x86/multiboot.h"
 
 int boot_prepare(struct vm *vm)
@@ -90,9 +87,7 @@ int boot_setup(struct vm *vm)
 		mods[i] = (struct multiboot_module){cfg->modules[i].path, cfg->modules[i].string};
 	if (multiboot_load(&vm->m, cfg->kernel, cfg->cmdline, mods, cfg->nmodules, &mb) < 0)
 		return -1;
-#ifdef HAVE_MPTABLE
 	if (mptable_build(&vm->m, vm->ncpus) < 0)
 		return -1;
-#endif
 	return enter_multiboot(&vm->vcpus[0], &mb);
 }

@@ -1,0 +1,1 @@
+hello module: a multiboot module for the guest tests

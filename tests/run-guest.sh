@@ -1,0 +1,36 @@
+#!/bin/bash
+# Run the test OS under hearth and check what it reports.
+#   run-guest.sh HEARTH EXPECTED_STATUS HEARTH_ARGS...
+# COM1 goes to a file; the test passes when hearth exits with EXPECTED_STATUS and, for TAP
+# runs, every planned test printed "ok". "{now}" in an argument becomes the host's Unix time.
+# Needs /dev/kvm: without it this fails, never skips.
+hearth=$1
+expect=$2
+shift 2
+if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
+	echo "FAIL: /dev/kvm is missing or not accessible: guest tests need KVM" >&2
+	exit 1
+fi
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+args=("${@//\{now\}/$(date +%s)}")
+timeout 60 "$hearth" --serial "file:$out" --device debug-exit "${args[@]}"
+status=$?
+cat "$out"
+if [ "$status" -ne "$expect" ]; then
+	echo "FAIL: hearth exited with $status, expected $expect" >&2
+	exit 1
+fi
+if grep -q '^TAP version' "$out"; then
+	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$out" | head -1)
+	oks=$(grep -c '^ok ' "$out")
+	if grep -q '^not ok' "$out" || [ -z "$plan" ] || [ "$oks" -ne "$plan" ]; then
+		echo "FAIL: TAP plan ${plan:-missing}, $oks ok" >&2
+		exit 1
+	fi
+	if grep -q '# SKIP' "$out"; then
+		echo "FAIL: a guest test was skipped" >&2
+		exit 1
+	fi
+fi
+exit 0
