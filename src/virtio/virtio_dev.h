@@ -1,0 +1,103 @@
+/* The line between a virtio device model (virtio-blk, virtio-console, virtio-rng: what the
+ * requests mean) and the transport that shows it to the guest (virtio-pci: registers,
+ * feature negotiation, status, notifications, interrupts). A device fills a struct
+ * virtio_device and hands it to the transport; each side then calls the other only through
+ * the two ops tables below.
+ *
+ * Locking: the device's hearth_dev lock (vd->dev) guards the whole struct, its queues and
+ * the device's own state. The transport holds it around every virtio_device_ops call
+ * (register writes arrive with it held; a queue notification from an ioeventfd is taken on
+ * the event-loop thread, which locks it first). The device calls virtio_transport_ops with
+ * the lock held too; the transport must not take another device's lock inside them. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hearth/virtqueue.h"
+
+struct hearth_dev;
+struct hearth_cfg;
+struct virtio_device;
+
+/* Device types (virtio 1.2 section 5). */
+#define VIRTIO_ID_NET 1
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_ENTROPY 4
+
+/* Transport-level feature bits (VIRTIO_F_INDIRECT_DESC, _RING_EVENT_IDX, _VERSION_1 are in
+ * hearth/virtqueue.h). */
+#define VIRTIO_F_ACCESS_PLATFORM 33
+#define VIRTIO_F_RING_PACKED 34
+#define VIRTIO_BIT(n) (1ull << (n))
+
+struct virtio_device_ops {
+	/* Device-specific configuration space. The transport has checked that
+	 * [offset, offset+len) lies inside config_len and that len is 1, 2, 4 or 8 (an 8-byte
+	 * field may also be read as two 4-byte halves). Little-endian bytes. */
+	void (*config_read)(struct virtio_device *vd, uint32_t offset, void *buf, uint32_t len);
+	/* NULL when the whole space is read-only (writes are then ignored). */
+	void (*config_write)(struct virtio_device *vd, uint32_t offset, const void *buf,
+			     uint32_t len);
+	/* The driver set FEATURES_OK with these features (already a subset of vd->offered and
+	 * including VIRTIO_F_VERSION_1: the transport checks both). Return false to refuse:
+	 * FEATURES_OK then stays clear. May be NULL (accept). vd->features is set on true. */
+	bool (*features_ok)(struct virtio_device *vd, uint64_t features);
+	/* The driver set DRIVER_OK: enabled queues are live. May be NULL. */
+	void (*driver_ok)(struct virtio_device *vd);
+	/* The driver notified queue q (q < num_queues, the queue enabled). Called on the
+	 * event-loop thread for ioeventfd kicks; also allowed from a vCPU thread when the
+	 * transport has no ioeventfd for that queue. */
+	void (*notify)(struct virtio_device *vd, unsigned q);
+	/* Device reset (status 0 written, or machine reset): forget the driver's state and
+	 * drop requests in flight (their late completions are discarded). The transport then
+	 * calls virtq_reset on every queue and clears vd->features. */
+	void (*reset)(struct virtio_device *vd);
+};
+
+struct virtio_transport_ops {
+	/* Used-buffer notification for queue q: the device calls it only after
+	 * virtq_should_notify returned true. MSI-X vector or INTx + ISR bit 0 is the
+	 * transport's business. */
+	void (*interrupt)(struct virtio_device *vd, unsigned q);
+	/* The device changed its configuration space: bump config_generation, raise the
+	 * configuration-change interrupt (ISR bit 1 / config MSI-X vector). */
+	void (*config_changed)(struct virtio_device *vd);
+	/* The device saw impossible input (a broken queue): set DEVICE_NEEDS_RESET in
+	 * device_status and raise the configuration-change interrupt. The device logs once. */
+	void (*needs_reset)(struct virtio_device *vd);
+};
+
+struct virtio_device {
+	/* ---- filled by the device before it attaches a transport ---- */
+	struct hearth_dev *dev; /* owner: its lock guards everything here */
+	const struct virtio_device_ops *ops;
+	void *opaque;		  /* the device's own state */
+	uint16_t device_id;	  /* VIRTIO_ID_* */
+	uint64_t offered;	  /* device feature bits, VIRTIO_F_VERSION_1 included */
+	uint32_t config_len;	  /* bytes of device-specific config space */
+	unsigned num_queues;	  /* 1..65535 */
+	struct virtq *vqs;	  /* num_queues queues, each virtq_init'ed with its size_max */
+
+	/* ---- owned by the transport ---- */
+	uint64_t features; /* negotiated; 0 until FEATURES_OK */
+	const struct virtio_transport_ops *tops;
+	void *transport; /* the transport's state */
+};
+
+/* Implemented by the transport (src/virtio/virtio_pci.c): present vd to the guest as a PCI
+ * function, reading the transport's keys from cfg (e.g. "addr"). virtio_transport_attach
+ * fills vd->tops/transport, hooks the function and wires notifications; on failure returns
+ * -1 with hearth_err set and leaves nothing hooked. Called from the device class's init with
+ * the device's config node; detach from its free (hooks are already gone then). */
+int virtio_transport_attach(struct virtio_device *vd, struct hearth_cfg *cfg);
+void virtio_transport_detach(struct virtio_device *vd);
+
+/* Convenience for devices: mark the device as needing a reset (calls tops->needs_reset once
+ * per broken episode; safe before a transport is attached). */
+static inline void virtio_device_broken(struct virtio_device *vd)
+{
+	if (vd->tops && vd->tops->needs_reset)
+		vd->tops->needs_reset(vd);
+}
