@@ -93,11 +93,19 @@ static struct json_object *lookup(struct hearth_cfg *cfg, const char *key)
 int cfg_parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
+	int base = 10;
 
 	if (!s || !isdigit((unsigned char)s[0]))
 		return -1;
+	/* base 10 or 0x only: strtoull's base 0 would read "010" as octal 8 */
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		s += 2;
+		base = 16;
+		if (!isxdigit((unsigned char)s[0]))
+			return -1;
+	}
 	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
+	unsigned long long v = strtoull(s, &end, base);
 	if (errno || *end)
 		return -1;
 	*out = v;

@@ -69,7 +69,7 @@ static void destroy(struct hearth_dev *dev)
 	hooks_release_owner(vm, dev);
 	frontends_release_owner(vm, dev);
 	/* also after a failed init: free releases whatever init got as far as allocating */
-	if (dev->inited && dev->cls->free)
+	if (dev->cls->free)
 		dev->cls->free(dev);
 	unlink_dev(vm, dev);
 	pthread_mutex_destroy(&dev->lock);

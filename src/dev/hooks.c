@@ -81,7 +81,16 @@ int hearth_hook_msr(struct hearth_dev *dev, uint32_t msr, const struct hearth_ms
 out:
 	pthread_mutex_unlock(&vm->hooks_lock);
 	if (ret == 0 && vm->msrs_changed && vm->msrs_changed(vm) < 0) {
-		hooks_release_owner(vm, dev);
+		/* Undo only this hook: the device's other hooks are still wanted, and the
+		 * platform kept its previous MSR set when it refused the new one. */
+		pthread_mutex_lock(&vm->hooks_lock);
+		for (unsigned i = 0; i < vm->msrs.n; i++) {
+			if (vm->msrs.v[i].msr == msr) {
+				vm->msrs.v[i] = vm->msrs.v[--vm->msrs.n];
+				break;
+			}
+		}
+		pthread_mutex_unlock(&vm->hooks_lock);
 		return -1;
 	}
 	return ret;

@@ -17,7 +17,7 @@ struct hearth_dev {
 	struct hearth_vm *vm;
 	void *priv;
 	pthread_mutex_t lock;
-	bool inited; /* init returned 0: free() is owed */
+	bool inited; /* init returned 0 */
 	struct hearth_dev *next;
 };
 

@@ -25,13 +25,17 @@ struct loop_entry {
 struct hearth_loop {
 	int epfd, stopfd;
 	pthread_t thread;
-	bool started, in_batch;
-	pthread_t batch_thread;
+	bool started;
 	pthread_mutex_t dispatch; /* held while callbacks run */
 	pthread_mutex_t lock;	  /* guards the entry list */
 	struct loop_entry *entries;
-	struct loop_entry *graveyard; /* removed during a batch, freed after it */
+	/* Removed entries, freed after the next batch: a batch may hold their pointers from
+	 * epoll_wait even when they were removed before it took the dispatch lock. */
+	struct loop_entry *graveyard;
 };
+
+/* The loop whose batch this thread is running, if any. */
+static _Thread_local struct hearth_loop *batch_loop;
 
 struct hearth_loop *loop_new(void)
 {
@@ -55,7 +59,7 @@ struct hearth_loop *loop_new(void)
 
 static bool on_loop_thread(struct hearth_loop *l)
 {
-	return l->in_batch && pthread_equal(l->batch_thread, pthread_self());
+	return batch_loop == l;
 }
 
 int loop_run_once(struct hearth_loop *l, int timeout_ms)
@@ -67,8 +71,7 @@ int loop_run_once(struct hearth_loop *l, int timeout_ms)
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
 	pthread_mutex_lock(&l->dispatch);
-	l->batch_thread = pthread_self();
-	l->in_batch = true;
+	batch_loop = l;
 	for (int i = 0; i < n; i++) {
 		struct loop_entry *e = evs[i].data.ptr;
 		if (!e) {
@@ -78,7 +81,7 @@ int loop_run_once(struct hearth_loop *l, int timeout_ms)
 		if (!e->dead)
 			e->fn(e->opaque, evs[i].events);
 	}
-	l->in_batch = false;
+	batch_loop = NULL;
 	pthread_mutex_lock(&l->lock);
 	struct loop_entry *g = l->graveyard;
 	l->graveyard = NULL;
@@ -121,6 +124,9 @@ void loop_stop(struct hearth_loop *l)
 		hearth_log("event loop: cannot wake the loop thread: %s", strerror(errno));
 	pthread_join(l->thread, NULL);
 	l->started = false;
+	/* drain the wake-up, or a restarted loop (or loop_run_once) would stop at once */
+	ssize_t drained = read(l->stopfd, &one, sizeof(one));
+	(void)drained;
 }
 
 void loop_free(struct hearth_loop *l)
@@ -131,6 +137,11 @@ void loop_free(struct hearth_loop *l)
 	while (l->entries) {
 		struct loop_entry *e = l->entries;
 		l->entries = e->next;
+		free(e);
+	}
+	while (l->graveyard) {
+		struct loop_entry *e = l->graveyard;
+		l->graveyard = e->next;
 		free(e);
 	}
 	if (l->epfd >= 0)
@@ -209,14 +220,10 @@ void hearth_loop_del(struct hearth_vm *vm, int fd)
 		epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
 		*link = e->next;
 		e->dead = true;
-		if (self) {
-			e->next = l->graveyard;
-			l->graveyard = e;
-			e = NULL;
-		}
+		e->next = l->graveyard;
+		l->graveyard = e;
 	}
 	pthread_mutex_unlock(&l->lock);
 	if (!self)
 		pthread_mutex_unlock(&l->dispatch);
-	free(e);
 }

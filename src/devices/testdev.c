@@ -1,0 +1,103 @@
+/* hearth's test device: two windows, one in port space and one in MMIO space, with the same
+ * small register set, so guest tests can check port and MMIO dispatch, access sizes and
+ * write counting end to end. The test OS depends on this register contract (see
+ * docs/devices.md); change both together. */
+#include <stdlib.h>
+
+#include "hearth/device.h"
+
+#define PIO_LEN 16
+#define MMIO_LEN 4096
+
+#define REG_SCRATCH 0x0
+#define REG_WRITES 0x4
+#define REG_ID 0x8
+#define REG_PATTERN 0x10 /* from here on, reads return a value computed from the offset */
+
+#define TESTDEV_ID 0x48525448u /* "HRTH", most significant byte first */
+
+struct window {
+	uint32_t scratch;
+	uint32_t writes;
+};
+
+struct testdev {
+	struct window pio, mmio;
+};
+
+static uint64_t size_mask(unsigned size)
+{
+	return size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+}
+
+static uint64_t window_read(void *opaque, uint64_t offset, unsigned size)
+{
+	struct window *w = opaque;
+	uint64_t v;
+
+	if (offset >= REG_PATTERN)
+		v = (uint32_t)(offset * 0x01010101u) ^ 0xa5a5a5a5u;
+	else if (offset == REG_SCRATCH)
+		v = w->scratch;
+	else if (offset == REG_WRITES)
+		v = w->writes;
+	else if (offset == REG_ID)
+		v = TESTDEV_ID;
+	else
+		v = 0; /* the bytes between registers read as zero */
+	return v & size_mask(size);
+}
+
+static void window_write(void *opaque, uint64_t offset, uint64_t value, unsigned size)
+{
+	struct window *w = opaque;
+
+	w->writes++;
+	if (offset == REG_SCRATCH) {
+		/* a narrow write replaces the low bytes and keeps the rest */
+		uint32_t mask = (uint32_t)size_mask(size);
+		w->scratch = (w->scratch & ~mask) | ((uint32_t)value & mask);
+	}
+}
+
+static const struct hearth_io_ops window_ops = {.read = window_read, .write = window_write};
+
+static int testdev_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
+{
+	uint64_t port, mmio;
+	struct testdev *s;
+
+	if (hearth_cfg_u64(cfg, "port", 0x700, 0, 0x10000 - PIO_LEN, &port) < 0 ||
+	    hearth_cfg_u64(cfg, "mmio", 0xd0000000, 0, UINT64_MAX - MMIO_LEN, &mmio) < 0)
+		return -1;
+	/* the test OS maps the window as one page */
+	if (mmio % MMIO_LEN)
+		return hearth_err("key 'mmio': %#llx is not aligned to %u bytes",
+				  (unsigned long long)mmio, MMIO_LEN);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return hearth_err("out of memory");
+	hearth_dev_set_priv(dev, s);
+	if (hearth_hook_pio(dev, (uint16_t)port, PIO_LEN, &window_ops, &s->pio) < 0 ||
+	    hearth_hook_mmio(dev, mmio, MMIO_LEN, &window_ops, &s->mmio) < 0)
+		return -1;
+	return 0;
+}
+
+static void testdev_free(struct hearth_dev *dev)
+{
+	free(hearth_dev_priv(dev));
+}
+
+static void testdev_reset(struct hearth_dev *dev)
+{
+	struct testdev *s = hearth_dev_priv(dev);
+
+	s->pio = (struct window){0};
+	s->mmio = (struct window){0};
+}
+
+HEARTH_DEVICE_CLASS(testdev_class, .name = "testdev",
+		    .summary = "hearth test device: scratch, write-counter and ID registers in a "
+			       "port and an MMIO window",
+		    .init = testdev_init, .free = testdev_free, .reset = testdev_reset);
