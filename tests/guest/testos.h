@@ -1,0 +1,307 @@
+/*
+ * Ring-3 side of the test OS.  Everything here runs natively under PVM; only
+ * port and MMIO accesses leave the guest (~25 us each), so drivers keep the
+ * number of accesses low rather than the number of instructions.
+ */
+#ifndef TESTOS_H
+#define TESTOS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define NORETURN __attribute__((noreturn))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* ---- port, MMIO, CPU ---- */
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline uint8_t mmio_read8(uintptr_t a)
+{
+	return *(volatile uint8_t *)a;
+}
+
+static inline uint16_t mmio_read16(uintptr_t a)
+{
+	return *(volatile uint16_t *)a;
+}
+
+static inline uint32_t mmio_read32(uintptr_t a)
+{
+	return *(volatile uint32_t *)a;
+}
+
+static inline void mmio_write8(uintptr_t a, uint8_t v)
+{
+	*(volatile uint8_t *)a = v;
+}
+
+static inline void mmio_write16(uintptr_t a, uint16_t v)
+{
+	*(volatile uint16_t *)a = v;
+}
+
+static inline void mmio_write32(uintptr_t a, uint32_t v)
+{
+	*(volatile uint32_t *)a = v;
+}
+
+/* Physical memory is identity mapped; this hides constant low addresses
+ * (BDA, EBDA) from GCC's null-pointer arithmetic warnings. */
+static inline const void *phys(uintptr_t addr)
+{
+	__asm__("" : "+r"(addr));
+	return (const void *)addr;
+}
+
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void cpu_relax(void)
+{
+	__asm__ volatile("pause" ::: "memory");
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
+}
+
+/* ---- symbols from boot.S / tables.S ---- */
+
+extern volatile uint64_t irq_count[256];
+extern volatile uint64_t fault_info[8];
+extern uint64_t gdt[];
+extern uint8_t tss_array[];
+extern uint8_t iobitmap[];
+extern volatile uint64_t ap_boot[4];
+extern const uint8_t ap_tramp[], ap_tramp_end[];
+extern const uint8_t image_start[], image_end[];
+
+/* ---- lib.c ---- */
+
+void *memcpy(void *d, const void *s, size_t n);
+void *memset(void *d, int c, size_t n);
+void *memmove(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+int strcmp(const char *a, const char *b);
+int strncmp(const char *a, const char *b, size_t n);
+bool parse_u64(const char *s, const char *end, uint64_t *out);
+int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+int snprintf(char *buf, size_t size, const char *fmt, ...) PRINTF(3, 4);
+
+/* ---- time.c: TSC-based delays and durations ---- */
+
+uint64_t tsc_per_ms(void);
+const char *tsc_freq_source(void);
+uint64_t deadline_ms(uint64_t ms);
+bool expired(uint64_t deadline);
+void delay_us(uint64_t us);
+uint64_t cycles_to_us(uint64_t cycles);
+
+/* ---- serial.c: COM1 console ---- */
+
+#define COM1 0x3F8
+void serial_early_init(void);
+void serial_init(void);
+void serial_write(const char *s, size_t n);
+void kprintf(const char *fmt, ...) PRINTF(1, 2);
+
+/* ---- main.c; user_main and fault_report are entered from boot.S ---- */
+
+NORETURN void user_main(uint32_t mbi_addr, uint32_t magic);
+NORETURN void fault_report(void);
+NORETURN void debug_exit(uint8_t code);
+NORETURN void i8042_reset(void);
+extern uint32_t boot_magic;
+
+/* ---- cmdline.c ---- */
+
+void cmdline_init(const char *s);
+const char *cmdline_raw(void);
+const char *cmdline_get(const char *key); /* "key=v" -> "v", bare "key" -> "" */
+bool cmdline_u64(const char *key, uint64_t *out);
+bool cmdline_list_has(const char *key, const char *item);
+
+/* ---- multiboot.c ---- */
+
+struct mb_module {
+	uint32_t start, end, string, reserved;
+};
+
+struct mb_info {
+	uint32_t flags;
+	uint32_t mem_lower, mem_upper;
+	uint32_t boot_device;
+	uint32_t cmdline;
+	uint32_t mods_count, mods_addr;
+	uint32_t syms[4];
+	uint32_t mmap_length, mmap_addr;
+	uint32_t drives_length, drives_addr;
+	uint32_t config_table;
+	uint32_t boot_loader_name;
+};
+
+#define MB_INFO_MEM (1u << 0)
+#define MB_INFO_CMDLINE (1u << 2)
+#define MB_INFO_MODS (1u << 3)
+#define MB_INFO_MMAP (1u << 6)
+#define MB_INFO_LOADER (1u << 9)
+
+extern const struct mb_info *mbi;
+const char *mb_cmdline(void);
+const char *mb_loader_name(void);
+typedef void (*mb_mmap_fn)(uint64_t addr, uint64_t len, uint32_t type, void *arg);
+int mb_mmap_walk(mb_mmap_fn fn, void *arg);
+const char *mb_mmap_type(uint32_t type);
+const struct mb_module *mb_module(uint32_t i);
+bool mb_range_reserved(uint64_t start, uint64_t end);
+bool on_hearth(void);
+
+/* ---- tap.c ---- */
+
+struct testcase {
+	const char *name;
+	void (*run)(void);
+};
+
+int tap_run(const char *list);
+bool tap_check(bool cond, const char *fmt, ...) PRINTF(2, 3);
+void tap_note(const char *fmt, ...) PRINTF(1, 2);
+void tap_skip(const char *reason);
+
+void test_multiboot(void);
+void test_uart(void);
+void test_uart_irq(void);
+void test_cmos(void);
+void test_testdev(void);
+void test_unhooked(void);
+void test_smp(void);
+
+/* ---- uart.c ---- */
+
+const char *uart_type(void);
+
+/* ---- apic.c ---- */
+
+#define IOAPIC_DEFAULT 0xFEC00000u
+uint32_t lapic_read(uint32_t reg);
+void lapic_write(uint32_t reg, uint32_t v);
+uint8_t lapic_id(void);
+void lapic_enable(void);
+bool lapic_ipi(uint8_t apic_id, uint32_t icr_low);
+uint32_t ioapic_read(uint32_t base, uint32_t reg);
+void ioapic_write(uint32_t base, uint32_t reg, uint32_t v);
+void ioapic_route(uint32_t base, unsigned pin, uint8_t vector, uint8_t dest, bool masked);
+
+/* ---- cmos.c ---- */
+
+struct rtc_time {
+	unsigned sec, min, hour, mday, mon, year, wday;
+	uint8_t reg_b;
+};
+
+uint8_t cmos_read(uint8_t reg);
+bool rtc_read(struct rtc_time *t);
+uint64_t rtc_to_unix(const struct rtc_time *t);
+
+/* ---- mptable.c ---- */
+
+struct mp_cpu {
+	uint8_t apic_id, flags;
+};
+
+#define MP_CPU_EN 1
+#define MP_CPU_BP 2
+
+struct mp_info {
+	bool found;
+	const char *error; /* first problem found, NULL if none */
+	uint32_t fp_addr, cfg_addr, cfg_len;
+	char oem[9], product[13];
+	uint32_t lapic_addr;
+	unsigned nr_cpus, nr_enabled;
+	struct mp_cpu cpus[MAX_CPUS];
+	unsigned nr_ioapics;
+	uint32_t ioapic_addr;
+	uint8_t ioapic_id;
+	int isa_irq_pin[16]; /* IOAPIC pin per ISA IRQ, -1 if the table has none */
+};
+
+const struct mp_info *mp_get(void);
+int mp_isa_pin(unsigned irq);
+
+/* ---- smp.c ---- */
+
+struct cpu_state {
+	volatile uint32_t online;
+	volatile uint32_t apic_id;
+	uint8_t expected_apic;
+	bool ipi_ok;
+	uint64_t tsc_start, tsc_online;
+};
+
+extern struct cpu_state cpus[MAX_CPUS];
+extern unsigned nr_cpu_slots; /* cpus[0] is the BSP */
+int smp_start_aps(const struct mp_info *mp);
+NORETURN void ap_main(unsigned idx);
+
+/* ---- testdev.c ---- */
+
+#define TESTDEV_PORT 0x700
+#define TESTDEV_MMIO 0xD0000000u
+#define TESTDEV_ID 0x48525448u
+bool testdev_present(void);
+
+/* ---- bench.c / demo.c ---- */
+
+NORETURN void bench_main(const char *spec);
+NORETURN void demo_main(void);
+
+#endif
