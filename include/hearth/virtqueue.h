@@ -39,6 +39,7 @@ struct virtq {
 	bool broken;
 	bool indirect;	/* VIRTIO_F_INDIRECT_DESC negotiated */
 	bool event_idx; /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool notify_off; /* the device asked the driver not to kick (virtq_disable_notify) */
 
 	/* Host views of the rings, valid while enabled (RAM never moves under a running VM). */
 	void *desc, *avail, *used;

@@ -93,6 +93,9 @@ struct virtio_device {
  * the device's config node; detach from its free (hooks are already gone then). */
 int virtio_transport_attach(struct virtio_device *vd, struct hearth_cfg *cfg);
 void virtio_transport_detach(struct virtio_device *vd);
+/* Machine reset (the device class's reset op, lock held): the transport returns to its
+ * power-on state and does what a driver's status-0 write does (ops->reset, virtq_reset). */
+void virtio_transport_reset(struct virtio_device *vd);
 
 /* Convenience for devices: mark the device as needing a reset (calls tops->needs_reset once
  * per broken episode; safe before a transport is attached). */
