@@ -37,14 +37,14 @@ struct virtq {
 	uint64_t desc_gpa, avail_gpa, used_gpa;
 	bool enabled;
 	bool broken;
-	bool indirect;	/* VIRTIO_F_INDIRECT_DESC negotiated */
-	bool event_idx; /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool indirect;	 /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool event_idx;	 /* VIRTIO_F_RING_EVENT_IDX negotiated */
 	bool notify_off; /* the device asked the driver not to kick (virtq_disable_notify) */
 
 	/* Host views of the rings, valid while enabled (RAM never moves under a running VM). */
 	void *desc, *avail, *used;
-	uint16_t last_avail; /* next avail entry to pop */
-	uint16_t used_idx;   /* our copy of used->idx */
+	uint16_t last_avail;	 /* next avail entry to pop */
+	uint16_t used_idx;	 /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx at the last notification we sent */
 	bool signalled_valid;	 /* signalled_used means something */
 

@@ -73,12 +73,12 @@ struct virtio_device {
 	/* ---- filled by the device before it attaches a transport ---- */
 	struct hearth_dev *dev; /* owner: its lock guards everything here */
 	const struct virtio_device_ops *ops;
-	void *opaque;		  /* the device's own state */
-	uint16_t device_id;	  /* VIRTIO_ID_* */
-	uint64_t offered;	  /* device feature bits, VIRTIO_F_VERSION_1 included */
-	uint32_t config_len;	  /* bytes of device-specific config space */
-	unsigned num_queues;	  /* 1..65535 */
-	struct virtq *vqs;	  /* num_queues queues, each virtq_init'ed with its size_max */
+	void *opaque;	     /* the device's own state */
+	uint16_t device_id;  /* VIRTIO_ID_* */
+	uint64_t offered;    /* device feature bits, VIRTIO_F_VERSION_1 included */
+	uint32_t config_len; /* bytes of device-specific config space */
+	unsigned num_queues; /* 1..65535 */
+	struct virtq *vqs;   /* num_queues queues, each virtq_init'ed with its size_max */
 
 	/* ---- owned by the transport ---- */
 	uint64_t features; /* negotiated; 0 until FEATURES_OK */

@@ -1,0 +1,78 @@
+/* Block frontends (virtio-blk) and block backends (blk-file, blk-ram). The frontend owns the
+ * guest protocol and checks every request against the backend's capabilities (bounds,
+ * alignment, read-only, discard) before submitting it; the backend moves bytes, usually
+ * asynchronously, and reports each request's result exactly once.
+ *
+ * Threads and locks: submit and kick are called with the frontend's device lock held, on any
+ * thread. complete() is called on the event-loop thread (or from the backend's free), never
+ * inside submit, and never with a backend lock held: the frontend takes its own lock there. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum hearth_blk_op {
+	HEARTH_BLK_READ,
+	HEARTH_BLK_WRITE,
+	HEARTH_BLK_FLUSH,	 /* make completed writes durable (fdatasync) */
+	HEARTH_BLK_DISCARD,	 /* the range may read back as anything afterwards */
+	HEARTH_BLK_WRITE_ZEROES, /* the range reads back as zeroes afterwards */
+};
+
+/* Request flags. */
+#define HEARTH_BLK_F_UNMAP 1u /* WRITE_ZEROES may deallocate (punch a hole) */
+#define HEARTH_BLK_F_FUA 2u   /* WRITE is durable when it completes (write-through) */
+
+struct hearth_blk_req {
+	enum hearth_blk_op op;
+	uint32_t flags;
+	/* Byte range: for READ/WRITE len is the sum of the iov lengths. Checked by the
+	 * frontend: inside the disk, multiples of 512 (block_size for READ/WRITE). */
+	uint64_t offset, len;
+	struct iovec *iov; /* READ/WRITE data, host memory valid until completion */
+	unsigned niov;
+	void *be_priv; /* the backend's, untouched by the frontend */
+};
+
+struct hearth_blk_info {
+	uint64_t size;	     /* bytes, a multiple of 512 */
+	uint32_t block_size; /* logical block: a power of two >= 512 */
+	bool readonly;
+	bool discard;	   /* DISCARD (and WRITE_ZEROES with UNMAP) deallocate */
+	bool write_zeroes; /* WRITE_ZEROES supported */
+	const char *name;  /* for messages: the image path or the backend id */
+};
+
+/* submit's results besides -errno (failed now; no completion follows). */
+#define HEARTH_BLK_ASYNC 0 /* accepted: complete() will report it later */
+#define HEARTH_BLK_DONE 1  /* finished successfully inside submit */
+
+struct hearth_blk_backend_ops {
+	int (*submit)(void *be, struct hearth_blk_req *req);
+	/* Start what submit queued since the last kick (one system call per batch). May be
+	 * NULL. The frontend kicks after each batch of submits. */
+	void (*kick)(void *be);
+};
+
+struct hearth_blk_frontend_ops {
+	/* A backend joins (during its init): return -1 with hearth_err set to refuse. */
+	int (*attach)(void *fe, const struct hearth_blk_info *info,
+		      const struct hearth_blk_backend_ops *ops, void *be);
+	/* The backend is going away; every request it accepted has completed. */
+	void (*detach)(void *fe);
+	/* result: 0 or -errno. */
+	void (*complete)(void *fe, struct hearth_blk_req *req, int result);
+	/* The backend delivered a batch of completions: the frontend notifies the guest once
+	 * per batch instead of once per request. Called after every batch of complete(). */
+	void (*complete_done)(void *fe);
+};
+
+/* Shared by blk backends: connect `be` to the blk frontend named by the backend's "frontend"
+ * key and attach with info. On failure returns -1 with hearth_err set. */
+struct hearth_dev;
+struct hearth_cfg;
+int hearth_blk_backend_attach(struct hearth_dev *be, struct hearth_cfg *cfg,
+			      const struct hearth_blk_info *info,
+			      const struct hearth_blk_backend_ops *ops, void *opaque,
+			      const struct hearth_blk_frontend_ops **fe_ops, void **fe);

@@ -1,0 +1,521 @@
+/* blk-file: a raw image (regular file or block device) served through io_uring. Requests are
+ * queued as SQEs and started in one io_uring_enter per batch (kick); completions come back on
+ * the event-loop thread through the ring's eventfd. The image is locked with an OFD lock
+ * (write lock, or read lock when read-only) so two VMs never write one image. With direct=on
+ * the page cache is bypassed; guest buffers that O_DIRECT cannot take go through an aligned
+ * bounce buffer. */
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "hearth/blk.h"
+#include "hearth/device.h"
+#include "hearth/loop.h"
+
+#define RING_ENTRIES 256u
+#define CQ_ENTRIES 1024u /* also the cap on SQEs in flight: the CQ never overflows */
+#define REAP_BATCH 64u
+
+struct bf_req {
+	struct hearth_blk_req *req;
+	void *bounce; /* aligned copy of the data, or NULL */
+	struct iovec biov;
+	struct bf_req *next;
+};
+
+struct blk_file {
+	struct hearth_dev *dev;
+	struct hearth_vm *vm;
+	char *path;
+	int fd, efd;
+	bool direct, readonly, watching, ring_ok;
+	uint32_t mem_align; /* O_DIRECT buffer alignment */
+	uint64_t size;
+	struct io_uring ring;
+
+	/* guards the submission queue, the pending list and inflight; never held while
+	 * calling the frontend */
+	pthread_mutex_t lock;
+	unsigned inflight;			/* SQEs prepared and not yet reaped */
+	unsigned unsubmitted;			/* SQEs prepared since the last io_uring_submit */
+	struct bf_req *pending, **pending_tail; /* waiting for room in the CQ */
+	int logged_submit;
+
+	const struct hearth_blk_frontend_ops *fe_ops;
+	void *fe;
+};
+
+/* ---- request preparation ---- */
+
+static bool needs_bounce(const struct blk_file *bf, const struct hearth_blk_req *req)
+{
+	if (!bf->direct)
+		return false;
+	for (unsigned i = 0; i < req->niov; i++)
+		if ((uintptr_t)req->iov[i].iov_base % bf->mem_align ||
+		    req->iov[i].iov_len % bf->mem_align)
+			return true;
+	return false;
+}
+
+static void copy_out(const struct hearth_blk_req *req, const uint8_t *src, uint64_t len)
+{
+	for (unsigned i = 0; i < req->niov && len; i++) {
+		size_t n = req->iov[i].iov_len < len ? req->iov[i].iov_len : len;
+		memcpy(req->iov[i].iov_base, src, n);
+		src += n;
+		len -= n;
+	}
+}
+
+static void copy_in(const struct hearth_blk_req *req, uint8_t *dst)
+{
+	for (unsigned i = 0; i < req->niov; i++) {
+		memcpy(dst, req->iov[i].iov_base, req->iov[i].iov_len);
+		dst += req->iov[i].iov_len;
+	}
+}
+
+static void prep_sqe(struct blk_file *bf, struct io_uring_sqe *sqe, struct bf_req *r)
+{
+	struct hearth_blk_req *req = r->req;
+	const struct iovec *iov = r->bounce ? &r->biov : req->iov;
+	unsigned niov = r->bounce ? 1 : req->niov;
+	int mode;
+
+	switch (req->op) {
+	case HEARTH_BLK_READ:
+		io_uring_prep_readv(sqe, bf->fd, iov, niov, req->offset);
+		break;
+	case HEARTH_BLK_WRITE:
+		io_uring_prep_writev(sqe, bf->fd, iov, niov, req->offset);
+		if (req->flags & HEARTH_BLK_F_FUA)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case HEARTH_BLK_FLUSH:
+		io_uring_prep_fsync(sqe, bf->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case HEARTH_BLK_DISCARD:
+	case HEARTH_BLK_WRITE_ZEROES:
+		mode = req->op == HEARTH_BLK_DISCARD || (req->flags & HEARTH_BLK_F_UNMAP)
+			       ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+			       : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		io_uring_prep_fallocate(sqe, bf->fd, mode, req->offset, req->len);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, r);
+}
+
+/* Lock held. Move pending requests into the SQ while the CQ has room. */
+static void fill_ring(struct blk_file *bf)
+{
+	while (bf->pending && bf->inflight < CQ_ENTRIES) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&bf->ring);
+		if (!sqe) {
+			/* SQ full of prepared entries: hand them over and retry once */
+			int n = io_uring_submit(&bf->ring);
+			if (n > 0)
+				bf->unsubmitted -= (unsigned)n < bf->unsubmitted ? (unsigned)n
+										 : bf->unsubmitted;
+			sqe = io_uring_get_sqe(&bf->ring);
+			if (!sqe)
+				return;
+		}
+		struct bf_req *r = bf->pending;
+		bf->pending = r->next;
+		if (!bf->pending)
+			bf->pending_tail = &bf->pending;
+		prep_sqe(bf, sqe, r);
+		bf->inflight++;
+		bf->unsubmitted++;
+	}
+}
+
+/* Lock held. */
+static void submit_ring(struct blk_file *bf)
+{
+	if (!bf->unsubmitted)
+		return;
+	int n = io_uring_submit(&bf->ring);
+	if (n >= 0) {
+		bf->unsubmitted = 0;
+		return;
+	}
+	/* -EAGAIN/-EBUSY: the entries stay queued and go with the next submit or reap */
+	hearth_log_once(bf->logged_submit, "blk-file '%s': io_uring submit: %s; retrying", bf->path,
+			strerror(-n));
+}
+
+static int bf_submit(void *be, struct hearth_blk_req *req)
+{
+	struct blk_file *bf = be;
+
+	if (req->op != HEARTH_BLK_FLUSH &&
+	    (req->offset > bf->size || req->len > bf->size - req->offset))
+		return -EIO;
+	if (bf->readonly && req->op != HEARTH_BLK_READ && req->op != HEARTH_BLK_FLUSH)
+		return -EROFS;
+	struct bf_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->req = req;
+	if ((req->op == HEARTH_BLK_READ || req->op == HEARTH_BLK_WRITE) && needs_bounce(bf, req)) {
+		size_t align = bf->mem_align > 4096 ? bf->mem_align : 4096;
+		if (posix_memalign(&r->bounce, align, req->len)) {
+			free(r);
+			return -ENOMEM;
+		}
+		if (req->op == HEARTH_BLK_WRITE)
+			copy_in(req, r->bounce);
+		r->biov = (struct iovec){r->bounce, req->len};
+	}
+	pthread_mutex_lock(&bf->lock);
+	*bf->pending_tail = r;
+	bf->pending_tail = &r->next;
+	fill_ring(bf);
+	pthread_mutex_unlock(&bf->lock);
+	return HEARTH_BLK_ASYNC;
+}
+
+static void bf_kick(void *be)
+{
+	struct blk_file *bf = be;
+
+	pthread_mutex_lock(&bf->lock);
+	submit_ring(bf);
+	pthread_mutex_unlock(&bf->lock);
+}
+
+static const struct hearth_blk_backend_ops bf_ops = {.submit = bf_submit, .kick = bf_kick};
+
+/* ---- completion ---- */
+
+/* io_uring may transfer less than asked (rare for files); finish the rest synchronously. */
+static int finish_short(struct blk_file *bf, struct bf_req *r, uint64_t done)
+{
+	struct hearth_blk_req *req = r->req;
+	struct iovec one = r->biov, *iov = r->bounce ? &one : req->iov;
+	unsigned niov = r->bounce ? 1 : req->niov;
+	struct iovec local[IOV_MAX];
+
+	if (niov > IOV_MAX)
+		return -EIO;
+	memcpy(local, iov, niov * sizeof(*iov));
+	iov = local;
+	while (done < req->len) {
+		/* skip what is done */
+		uint64_t skip = done;
+		unsigned i = 0;
+		while (i < niov && skip >= iov[i].iov_len)
+			skip -= iov[i++].iov_len;
+		struct iovec rest[IOV_MAX];
+		unsigned n = 0;
+		for (unsigned j = i; j < niov; j++)
+			rest[n++] = iov[j];
+		rest[0].iov_base = (uint8_t *)rest[0].iov_base + skip;
+		rest[0].iov_len -= skip;
+		ssize_t got = req->op == HEARTH_BLK_READ
+				      ? preadv(bf->fd, rest, (int)n, (off_t)(req->offset + done))
+				      : pwritev2(bf->fd, rest, (int)n, (off_t)(req->offset + done),
+						 req->flags & HEARTH_BLK_F_FUA ? RWF_DSYNC : 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return got < 0 ? -errno : -EIO;
+		done += (uint64_t)got;
+	}
+	return 0;
+}
+
+/* Turn a CQE result into the request's result and release our part of it. */
+static int finish_req(struct blk_file *bf, struct bf_req *r, int res)
+{
+	struct hearth_blk_req *req = r->req;
+
+	switch (req->op) {
+	case HEARTH_BLK_READ:
+	case HEARTH_BLK_WRITE:
+		if (res >= 0 && (uint64_t)res < req->len)
+			res = finish_short(bf, r, (uint64_t)res);
+		else if (res > 0)
+			res = 0;
+		if (res == 0 && r->bounce && req->op == HEARTH_BLK_READ)
+			copy_out(req, r->bounce, req->len);
+		break;
+	case HEARTH_BLK_DISCARD:
+		/* discard is a hint: a file system that cannot punch holes just keeps data */
+		if (res == -EOPNOTSUPP)
+			res = 0;
+		break;
+	case HEARTH_BLK_WRITE_ZEROES:
+		if (res == -EOPNOTSUPP) {
+			/* no fallocate mode here: write the zeroes */
+			static const uint8_t zeroes[65536];
+			uint64_t off = req->offset, left = req->len;
+			res = 0;
+			while (left && res == 0) {
+				size_t n = left < sizeof(zeroes) ? left : sizeof(zeroes);
+				ssize_t w = pwrite(bf->fd, zeroes, n, (off_t)off);
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0)
+					res = w < 0 ? -errno : -EIO;
+				else
+					off += (uint64_t)w, left -= (uint64_t)w;
+			}
+		}
+		break;
+	case HEARTH_BLK_FLUSH:
+		break;
+	}
+	free(r->bounce);
+	free(r);
+	return res < 0 ? res : 0;
+}
+
+/* Reap every completion, deliver them without our lock, then tell the frontend once.
+ * wait: block until at least one arrives (draining at free). Returns the number reaped. */
+static unsigned reap(struct blk_file *bf, bool wait)
+{
+	unsigned total = 0;
+
+	for (;;) {
+		struct {
+			struct bf_req *r;
+			int res;
+		} got[REAP_BATCH];
+		unsigned n = 0;
+		struct io_uring_cqe *cqe;
+
+		pthread_mutex_lock(&bf->lock);
+		if (wait && bf->inflight && io_uring_cq_ready(&bf->ring) == 0) {
+			submit_ring(bf);
+			io_uring_wait_cqe(&bf->ring, &cqe);
+		}
+		while (n < REAP_BATCH && io_uring_peek_cqe(&bf->ring, &cqe) == 0) {
+			got[n].r = io_uring_cqe_get_data(cqe);
+			got[n].res = cqe->res;
+			io_uring_cqe_seen(&bf->ring, cqe);
+			n++;
+		}
+		bf->inflight -= n;
+		fill_ring(bf);
+		submit_ring(bf);
+		pthread_mutex_unlock(&bf->lock);
+
+		for (unsigned i = 0; i < n; i++) {
+			struct hearth_blk_req *req = got[i].r->req;
+			int res = finish_req(bf, got[i].r, got[i].res);
+			bf->fe_ops->complete(bf->fe, req, res);
+		}
+		total += n;
+		if (n < REAP_BATCH)
+			break;
+	}
+	if (total)
+		bf->fe_ops->complete_done(bf->fe);
+	return total;
+}
+
+static void bf_event(void *opaque, uint32_t events)
+{
+	struct blk_file *bf = opaque;
+	uint64_t v;
+
+	(void)events;
+	/* drain the counter first: completions posted after this read signal again */
+	if (read(bf->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		hearth_log("blk-file '%s': eventfd: %s", bf->path, strerror(errno));
+	reap(bf, false);
+}
+
+/* ---- open, lock, close ---- */
+
+static void bf_free(struct hearth_dev *dev)
+{
+	struct blk_file *bf = hearth_dev_priv(dev);
+
+	if (!bf)
+		return;
+	if (bf->watching)
+		hearth_loop_del(bf->vm, bf->efd);
+	if (bf->ring_ok && bf->fe_ops) {
+		/* everything the frontend handed us completes before it hears we are gone */
+		pthread_mutex_lock(&bf->lock);
+		struct bf_req *p = bf->pending;
+		bf->pending = NULL;
+		bf->pending_tail = &bf->pending;
+		pthread_mutex_unlock(&bf->lock);
+		while (p) {
+			struct bf_req *next = p->next;
+			struct hearth_blk_req *req = p->req;
+			free(p->bounce);
+			free(p);
+			bf->fe_ops->complete(bf->fe, req, -ECANCELED);
+			p = next;
+		}
+		while (bf->inflight)
+			reap(bf, true);
+	}
+	if (bf->fe_ops)
+		bf->fe_ops->detach(bf->fe);
+	if (bf->ring_ok)
+		io_uring_queue_exit(&bf->ring);
+	if (bf->efd >= 0)
+		close(bf->efd);
+	if (bf->fd >= 0)
+		close(bf->fd); /* drops the OFD lock */
+	pthread_mutex_destroy(&bf->lock);
+	free(bf->path);
+	free(bf);
+}
+
+static int image_size(struct blk_file *bf, const struct stat *st)
+{
+	if (S_ISREG(st->st_mode)) {
+		bf->size = (uint64_t)st->st_size;
+		return 0;
+	}
+	if (S_ISBLK(st->st_mode)) {
+		if (ioctl(bf->fd, BLKGETSIZE64, &bf->size) < 0)
+			return hearth_err("disk '%s': cannot read the device size: %s", bf->path,
+					  strerror(errno));
+		return 0;
+	}
+	return hearth_err("disk '%s': not a regular file or block device", bf->path);
+}
+
+/* The alignment O_DIRECT wants for offsets (the disk's logical block) and for memory. */
+static uint32_t direct_alignment(struct blk_file *bf, const struct stat *st)
+{
+	struct statx sx;
+	uint32_t off_align = 512;
+
+	bf->mem_align = 512;
+	if (statx(bf->fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align) {
+		off_align = sx.stx_dio_offset_align;
+		bf->mem_align = sx.stx_dio_mem_align ? sx.stx_dio_mem_align : off_align;
+	} else if (S_ISBLK(st->st_mode)) {
+		int lbs;
+		if (ioctl(bf->fd, BLKSSZGET, &lbs) == 0 && lbs >= 512)
+			off_align = bf->mem_align = (uint32_t)lbs;
+	}
+	if (off_align < 512)
+		off_align = 512;
+	return off_align;
+}
+
+static int lock_image(struct blk_file *bf)
+{
+	struct flock fl = {
+		.l_type = bf->readonly ? F_RDLCK : F_WRLCK,
+		.l_whence = SEEK_SET,
+	};
+
+	if (fcntl(bf->fd, F_OFD_SETLK, &fl) == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EACCES)
+		return hearth_err("disk '%s' is locked: another VM (or process) is %s it", bf->path,
+				  bf->readonly ? "writing" : "using");
+	return hearth_err("disk '%s': cannot lock: %s", bf->path, strerror(errno));
+}
+
+static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
+{
+	const char *path;
+	bool ro, direct;
+	struct stat st;
+
+	if (hearth_cfg_str(cfg, "path", NULL, &path) < 0 ||
+	    hearth_cfg_bool(cfg, "readonly", false, &ro) < 0 ||
+	    hearth_cfg_bool(cfg, "direct", false, &direct) < 0)
+		return -1;
+	if (!path || !path[0])
+		return hearth_err("key 'path' is missing: name the image file");
+	struct blk_file *bf = calloc(1, sizeof(*bf));
+	if (!bf)
+		return hearth_err("out of memory");
+	hearth_dev_set_priv(dev, bf);
+	pthread_mutex_init(&bf->lock, NULL);
+	bf->dev = dev;
+	bf->vm = hearth_dev_vm(dev);
+	bf->fd = bf->efd = -1;
+	bf->pending_tail = &bf->pending;
+	bf->readonly = ro;
+	bf->direct = direct;
+	bf->path = strdup(path);
+	if (!bf->path)
+		return hearth_err("out of memory");
+
+	bf->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0));
+	if (bf->fd < 0) {
+		if (errno == EINVAL && direct)
+			return hearth_err("disk '%s': the file system does not support direct=on",
+					  path);
+		return hearth_err("disk '%s': cannot open%s: %s", path, ro ? "" : " for writing",
+				  strerror(errno));
+	}
+	if (fstat(bf->fd, &st) < 0)
+		return hearth_err("disk '%s': %s", path, strerror(errno));
+	if (image_size(bf, &st) < 0 || lock_image(bf) < 0)
+		return -1;
+	uint32_t block = direct ? direct_alignment(bf, &st) : 512;
+	if (block & (block - 1))
+		return hearth_err("disk '%s': direct I/O alignment %u is not a power of two", path,
+				  block);
+	if (bf->size == 0 || bf->size % block)
+		return hearth_err("disk '%s': size %llu is not a positive multiple of %u bytes",
+				  path, (unsigned long long)bf->size, block);
+
+	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
+	int err = io_uring_queue_init_params(RING_ENTRIES, &bf->ring, &p);
+	if (err < 0)
+		return hearth_err("disk '%s': io_uring: %s", path, strerror(-err));
+	bf->ring_ok = true;
+	bf->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (bf->efd < 0)
+		return hearth_err("disk '%s': eventfd: %s", path, strerror(errno));
+	err = io_uring_register_eventfd(&bf->ring, bf->efd);
+	if (err < 0)
+		return hearth_err("disk '%s': io_uring eventfd: %s", path, strerror(-err));
+	if (hearth_loop_add(bf->vm, bf->efd, EPOLLIN, bf_event, bf) < 0)
+		return -1;
+	bf->watching = true;
+
+	struct hearth_blk_info info = {
+		.size = bf->size,
+		.block_size = block,
+		.readonly = ro,
+		.discard = true,
+		.write_zeroes = true,
+		.name = bf->path,
+	};
+	return hearth_blk_backend_attach(dev, cfg, &info, &bf_ops, bf, &bf->fe_ops, &bf->fe);
+}
+
+static void bf_describe(struct hearth_dev *dev, char *buf, size_t len)
+{
+	struct blk_file *bf = hearth_dev_priv(dev);
+
+	snprintf(buf, len, "%s, %llu bytes%s%s", bf->path, (unsigned long long)bf->size,
+		 bf->readonly ? ", read-only" : "", bf->direct ? ", direct" : "");
+}
+
+HEARTH_DEVICE_CLASS(blk_file_class, .name = "blk-file",
+		    .summary = "block backend: a raw image through io_uring (path=, frontend=, "
+			       "readonly=, direct=)",
+		    .init = bf_init, .free = bf_free, .describe = bf_describe);
