@@ -10,6 +10,7 @@
 #include "hearth/device.h"
 
 struct hearth_loop;
+struct pci_bus;
 
 struct hearth_dev {
 	char id[HEARTH_NAME_MAX + 1];
@@ -86,6 +87,20 @@ struct hearth_vm {
 	void (*request_stop)(struct hearth_vm *vm, int status);
 	/* resources hooked after the vCPUs started (MSR filter) need the platform to know */
 	int (*msrs_changed)(struct hearth_vm *vm);
+	/* MSI (PCI MSI-X): route a GSI to a message (gsi < 0 allocates one; returns the GSI, or
+	 * -1 with hearth_err), release it, bind an eventfd to a GSI (irqfd), or send a message
+	 * now. NULL when the platform has none: MSI-X then falls back to signal_msi or drops. */
+	int (*msi_route)(struct hearth_vm *vm, int gsi, uint64_t addr, uint32_t data);
+	void (*msi_unroute)(struct hearth_vm *vm, int gsi);
+	int (*irqfd)(struct hearth_vm *vm, int fd, unsigned gsi, bool assign);
+	int (*signal_msi)(struct hearth_vm *vm, uint64_t addr, uint32_t data);
+	/* Signal fd when the guest writes len bytes at addr (port space when pio), and only
+	 * when the value is data if datamatch; assign false removes that registration. NULL:
+	 * the writes reach the device's handlers instead. */
+	int (*ioeventfd)(struct hearth_vm *vm, bool pio, uint64_t addr, unsigned len,
+			 bool datamatch, uint64_t data, int fd, bool assign);
+
+	struct pci_bus *pci; /* bus 0, while a pci-host device exists (src/bus) */
 };
 
 void machine_init(struct hearth_vm *vm);

@@ -55,37 +55,6 @@ void kvm_close(struct kvm_sys *k)
 	k->fd = -1;
 }
 
-/* ISA IRQ n reaches PIC input n and IOAPIC pin n, except the PIT's IRQ 0, which is wired
- * to pin 2 as on PCs (and as the MP table says); GSI 2, the PIC cascade, goes nowhere. */
-static int set_isa_routing(int vmfd)
-{
-	enum { NGSI = 24 };
-	struct {
-		struct kvm_irq_routing r;
-		struct kvm_irq_routing_entry e[2 * NGSI];
-	} t = {0};
-	unsigned n = 0;
-
-	for (unsigned gsi = 0; gsi < NGSI; gsi++) {
-		if (gsi == 2)
-			continue;
-		if (gsi < 16)
-			t.e[n++] = (struct kvm_irq_routing_entry){
-				.gsi = gsi,
-				.type = KVM_IRQ_ROUTING_IRQCHIP,
-				.u.irqchip = {gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-					      gsi % 8}};
-		t.e[n++] = (struct kvm_irq_routing_entry){
-			.gsi = gsi,
-			.type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = {KVM_IRQCHIP_IOAPIC, gsi == 0 ? 2 : gsi}};
-	}
-	t.r.nr = n;
-	if (ioctl(vmfd, KVM_SET_GSI_ROUTING, &t) < 0)
-		return hearth_err("KVM_SET_GSI_ROUTING: %s", strerror(errno));
-	return 0;
-}
-
 int kvm_vm_create(struct kvm_sys *k, int *vmfd)
 {
 	int fd = ioctl(k->fd, KVM_CREATE_VM, 0);
@@ -111,8 +80,6 @@ int kvm_vm_create(struct kvm_sys *k, int *vmfd)
 		hearth_err("KVM_CREATE_PIT2: %s", strerror(errno));
 		goto fail;
 	}
-	if (set_isa_routing(fd) < 0)
-		goto fail;
 	if (k->user_msr) {
 		struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
 					     .args[0] = KVM_MSR_EXIT_REASON_FILTER};

@@ -29,6 +29,19 @@ int kvm_irq_line(int vmfd, unsigned gsi, int level);
 int kvm_set_msr_filter(struct kvm_sys *k, int vmfd, const uint32_t *msrs, unsigned n);
 int kvm_tsc_khz(int vcpufd);
 
+/* kvm_irq.c: the VM's GSI routing table (ISA wiring + MSI routes), irqfd, ioeventfd. */
+struct kvm_irq;
+/* Installs the PC's ISA routing (IRQ 0 on IOAPIC pin 2, GSIs 1..23 on pins 1..23). */
+struct kvm_irq *kvm_irq_new(int vmfd);
+void kvm_irq_free(struct kvm_irq *r);
+/* Route a GSI to an MSI message: gsi < 0 takes a free one. Returns the GSI or -1. */
+int kvm_irq_msi_route(struct kvm_irq *r, int gsi, uint64_t addr, uint32_t data);
+void kvm_irq_msi_unroute(struct kvm_irq *r, int gsi);
+int kvm_irqfd(int vmfd, int fd, unsigned gsi, bool assign);
+int kvm_ioeventfd(int vmfd, bool pio, uint64_t addr, unsigned len, bool datamatch, uint64_t data,
+		  int fd, bool assign);
+int kvm_signal_msi(int vmfd, uint64_t addr, uint32_t data);
+
 int kvm_vcpu_create(struct kvm_sys *k, int vmfd, unsigned id, struct kvm_vcpu_fd *out);
 void kvm_vcpu_destroy(struct kvm_vcpu_fd *v);
 int kvm_vcpu_set_cpuid(struct kvm_vcpu_fd *v, const struct kvm_cpuid2 *cpuid);

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "bus/pci_internal.h"
 #include "vm/vm.h"
 #include "x86/firmware.h"
 #include "x86/mptable.h"
@@ -87,7 +88,9 @@ int boot_setup(struct vm *vm)
 		mods[i] = (struct multiboot_module){cfg->modules[i].path, cfg->modules[i].string};
 	if (multiboot_load(&vm->m, cfg->kernel, cfg->cmdline, mods, cfg->nmodules, &mb) < 0)
 		return -1;
-	if (mptable_build(&vm->m, vm->ncpus) < 0)
+	struct mptable mp;
+	if (mptable_init(&mp, vm->ncpus, 0, 0) < 0 || pci_mptable(&vm->m, &mp) < 0 ||
+	    mptable_write(&vm->m, &mp) < 0)
 		return -1;
 	return enter_multiboot(&vm->vcpus[0], &mb);
 }

@@ -133,7 +133,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	if (memmap_check_size(cfg->memory) < 0 || boot_prepare(vm) < 0)
 		return EXIT_CONFIG;
 	if (kvm_open(&vm->kvm) < 0 || kvm_vm_create(&vm->kvm, &vm->vmfd) < 0 ||
-	    setup_memory(vm) < 0)
+	    vm_irq_init(vm) < 0 || setup_memory(vm) < 0)
 		return EXIT_HOST;
 	if (vm_build_devices(&vm->m, cfg) < 0)
 		return EXIT_CONFIG;
@@ -214,6 +214,7 @@ void vm_destroy(struct vm *vm)
 	if (vm->ram)
 		munmap(vm->ram, vm->cfg->memory);
 	firmware_free(&vm->fw);
+	vm_irq_free(vm);
 	if (vm->memfd >= 0)
 		close(vm->memfd);
 	if (vm->vmfd >= 0)

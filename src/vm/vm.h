@@ -34,6 +34,7 @@ struct vm {
 	struct hearth_vm m; /* what devices see */
 	struct kvm_sys kvm;
 	int vmfd;
+	struct kvm_irq *irq; /* GSI routing table (vm_irq.c) */
 	int memfd;
 	uint8_t *ram;	    /* the whole memfd mapping */
 	unsigned nslots;    /* KVM memory slots in use */
@@ -55,6 +56,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int status);
+
+/* vm_irq.c: GSI routing (ISA wiring) and the MSI/irqfd/ioeventfd platform callbacks. */
+int vm_irq_init(struct vm *vm);
+void vm_irq_free(struct vm *vm);
 
 /* vcpu.c */
 int vcpu_create(struct vm *vm, struct vcpu *c, unsigned id);

@@ -56,7 +56,9 @@ enum {
 #define MP_IRQ_LEVEL 0xC
 #define MP_IRQ_PCI (MP_IRQ_ACTIVE_LOW | MP_IRQ_LEVEL)
 
-#define MPTABLE_ISA_BUS 0
+/* PCI bus n must be MP bus n (Linux matches interrupt entries by bus id == PCI bus number),
+ * so the ISA bus comes after PCI bus 0. */
+#define MPTABLE_ISA_BUS 1
 
 struct mptable_irq {
 	uint8_t type; /* MP_INT, MP_NMI, ... */

@@ -105,7 +105,7 @@ static struct parsed parse(struct fakevm *f, unsigned ncpus)
 		case 3:
 			r.ioints++;
 			assert_int_equal(e[6], r.ioapic_id);
-			if (e[4] == 0 && e[5] < 16 && e[1] == 0) {
+			if (e[4] == MPTABLE_ISA_BUS && e[5] < 16 && e[1] == 0) {
 				assert_int_equal(r.isa_pin[e[5]], 0xFF);
 				r.isa_pin[e[5]] = e[7];
 			}
@@ -144,7 +144,7 @@ static void check_cpus(unsigned ncpus)
 	assert_int_equal(r.extint_lint0, 1);
 	assert_int_equal(r.nmi_lint1, 1);
 	/* the ISA bus entry */
-	assert_memory_equal(r.cfg + 44 + 20 * ncpus, "\x01\x00ISA   ", 8);
+	assert_memory_equal(r.cfg + 44 + 20 * ncpus, "\x01\x01ISA   ", 8);
 	/* IRQ 0 -> pin 2, IRQ 2 absent, the rest identity */
 	assert_int_equal(r.isa_pin[0], 2);
 	assert_int_equal(r.isa_pin[2], 0xFF);
@@ -223,12 +223,12 @@ static void test_builder_pci_and_cpuid(void **state)
 	static struct mptable t;
 	struct parsed r;
 	/* PCI device 3, INTA -> pin 16, level, active low */
-	struct mptable_irq pci = {MP_INT, MP_IRQ_PCI, 1, 3 << 2, 16};
+	struct mptable_irq pci = {MP_INT, MP_IRQ_PCI, 0, 3 << 2, 16};
 	const uint8_t *e;
 	(void)state;
 
 	assert_int_equal(mptable_init(&t, 2, 0x000806EC, 0x178BFBFF), 0);
-	assert_int_equal(mptable_add_bus(&t, 1, "PCI"), 0);
+	assert_int_equal(mptable_add_bus(&t, 0, "PCI"), 0);
 	assert_int_equal(mptable_add_irq(&t, &pci), 0);
 	assert_int_equal(mptable_config_size(&t), 44 + 2 * 20 + (2 + 1 + 16 + 2) * 8);
 	assert_int_equal(mptable_write(&f->vm, &t), 0);
@@ -241,9 +241,9 @@ static void test_builder_pci_and_cpuid(void **state)
 	assert_int_equal(rd32(r.cfg + 44 + 20 + 8), 0x178BFBFF);
 	/* bus entries in the order added, then the IOAPIC, then the ISA interrupts, then PCI */
 	e = r.cfg + 44 + 40;
-	assert_memory_equal(e + 8, "\x01\x01PCI   ", 8);
+	assert_memory_equal(e + 8, "\x01\x00PCI   ", 8);
 	e += 16 + 8 + 15 * 8;
-	assert_memory_equal(e, "\x03\x00\x0F\x00\x01\x0C\x02\x10", 8);
+	assert_memory_equal(e, "\x03\x00\x0F\x00\x00\x0C\x02\x10", 8);
 	fakevm_free(f);
 }
 
@@ -258,11 +258,11 @@ static void test_builder_refusals(void **state)
 	assert_int_equal(mptable_add_bus(&t, 1, ""), -1);
 	assert_int_equal(mptable_add_bus(&t, 1, "TOOLONG"), -1);
 	assert_non_null(strstr(hearth_err_msg(), "TOOLONG"));
-	assert_int_equal(mptable_add_bus(&t, 0, "PCI"), -1);
+	assert_int_equal(mptable_add_bus(&t, MPTABLE_ISA_BUS, "PCI"), -1);
 	assert_non_null(strstr(hearth_err_msg(), "already used"));
 	assert_int_equal(mptable_add_irq(&t, &irq), -1);
 	assert_non_null(strstr(hearth_err_msg(), "bus 7"));
-	irq.bus = 0;
+	irq.bus = MPTABLE_ISA_BUS;
 	irq.pin = 24;
 	assert_int_equal(mptable_add_irq(&t, &irq), -1);
 	assert_non_null(strstr(hearth_err_msg(), "pin 24"));
