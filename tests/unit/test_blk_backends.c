@@ -1,0 +1,615 @@
+/* blk-ram and blk-file against a recording blk frontend: configuration errors, every request
+ * type with the bytes checked on the disk (the image file read back with pread), read-only
+ * refusals, the image lock, O_DIRECT with unaligned buffers, many requests in flight and
+ * teardown with requests outstanding. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fakevm.h"
+#include "hearth/blk.h"
+
+/* ---- a frontend that records what the backend tells it ---- */
+
+#define MAXREQ 2048
+
+struct fe {
+	struct hearth_blk_info info;
+	const struct hearth_blk_backend_ops *ops;
+	void *be;
+	bool attached, detached;
+	int results[MAXREQ];
+	bool completed[MAXREQ];
+	unsigned ncomplete, batches;
+	struct hearth_blk_req reqs[MAXREQ];
+	struct iovec iov[MAXREQ];
+};
+
+static int fe_attach(void *opaque, const struct hearth_blk_info *info,
+		     const struct hearth_blk_backend_ops *ops, void *be)
+{
+	struct fe *fe = opaque;
+
+	fe->info = *info;
+	fe->ops = ops;
+	fe->be = be;
+	fe->attached = true;
+	return 0;
+}
+
+static void fe_detach(void *opaque)
+{
+	struct fe *fe = opaque;
+
+	/* every request completed before the backend left */
+	for (unsigned i = 0; i < MAXREQ; i++)
+		if (fe->reqs[i].len && !fe->completed[i])
+			fail_msg("request %u still outstanding at detach", i);
+	fe->detached = true;
+}
+
+static void fe_complete(void *opaque, struct hearth_blk_req *req, int result)
+{
+	struct fe *fe = opaque;
+	unsigned i = (unsigned)(req - fe->reqs);
+
+	assert_true(i < MAXREQ);
+	assert_false(fe->completed[i]);
+	fe->completed[i] = true;
+	fe->results[i] = result;
+	fe->ncomplete++;
+}
+
+static void fe_done(void *opaque)
+{
+	((struct fe *)opaque)->batches++;
+}
+
+static const struct hearth_blk_frontend_ops fe_ops = {
+	.attach = fe_attach,
+	.detach = fe_detach,
+	.complete = fe_complete,
+	.complete_done = fe_done,
+};
+
+static int fe_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
+{
+	(void)cfg;
+	struct fe *fe = calloc(1, sizeof(*fe));
+	hearth_dev_set_priv(dev, fe);
+	return hearth_frontend_register(dev, HEARTH_FE_BLK, &fe_ops, fe);
+}
+
+static void fe_free(struct hearth_dev *dev)
+{
+	free(hearth_dev_priv(dev));
+}
+
+HEARTH_DEVICE_CLASS(fe_test_class, .name = "fe-test", .init = fe_init, .free = fe_free);
+
+/* ---- fixture ---- */
+
+struct t {
+	struct fakevm *f;
+	struct fe *fe;
+	struct hearth_dev *be;
+	char path[64];
+	int fd; /* the image, for checking bytes behind the backend's back */
+};
+
+static struct t *mk_vm(void)
+{
+	struct t *t = calloc(1, sizeof(*t));
+
+	t->fd = -1;
+	t->f = fakevm_new(4096);
+	struct hearth_dev *d = fakevm_dev(t->f, "fe-test", "fe", NULL);
+	assert_non_null(d);
+	t->fe = hearth_dev_priv(d);
+	return t;
+}
+
+static void make_image(struct t *t, uint64_t size)
+{
+	snprintf(t->path, sizeof(t->path), "/tmp/hearth-blk-XXXXXX");
+	t->fd = mkstemp(t->path);
+	assert_true(t->fd >= 0);
+	assert_int_equal(ftruncate(t->fd, (off_t)size), 0);
+}
+
+static struct hearth_dev *file_backend(struct t *t, const char *id, const char *extra)
+{
+	char json[256];
+
+	snprintf(json, sizeof(json), "{\"frontend\": \"fe\", \"path\": \"%s\"%s}", t->path,
+		 extra ? extra : "");
+	return fakevm_dev(t->f, "blk-file", id, json);
+}
+
+static void done(struct t *t)
+{
+	fakevm_free(t->f);
+	if (t->fd >= 0)
+		close(t->fd);
+	if (t->path[0])
+		unlink(t->path);
+	free(t);
+}
+
+/* Submit request slot i; synchronous results are recorded like completions. */
+static void submit(struct t *t, unsigned i, enum hearth_blk_op op, uint64_t off, void *buf,
+		   uint64_t len, uint32_t flags)
+{
+	struct fe *fe = t->fe;
+	struct hearth_blk_req *r = &fe->reqs[i];
+
+	fe->iov[i] = (struct iovec){buf, len};
+	*r = (struct hearth_blk_req){.op = op, .flags = flags, .offset = off, .len = len};
+	if (op == HEARTH_BLK_READ || op == HEARTH_BLK_WRITE) {
+		r->iov = &fe->iov[i];
+		r->niov = 1;
+	}
+	if (op == HEARTH_BLK_FLUSH)
+		r->len = 1; /* marks the slot used for the detach check */
+	fe->completed[i] = false;
+	int res = fe->ops->submit(fe->be, r);
+	if (res != HEARTH_BLK_ASYNC) {
+		fe->completed[i] = true;
+		fe->results[i] = res == HEARTH_BLK_DONE ? 0 : res;
+		fe->ncomplete++;
+	}
+}
+
+static void kick(struct t *t)
+{
+	if (t->fe->ops->kick)
+		t->fe->ops->kick(t->fe->be);
+}
+
+static void wait_for(struct t *t, unsigned n)
+{
+	for (int i = 0; i < 500 && t->fe->ncomplete < n; i++)
+		loop_run_once(t->f->vm.loop, 20);
+	assert_int_equal(t->fe->ncomplete, n);
+}
+
+/* Submit one, run it to completion, return its result. */
+static int run1(struct t *t, enum hearth_blk_op op, uint64_t off, void *buf, uint64_t len,
+		uint32_t flags)
+{
+	unsigned n = t->fe->ncomplete;
+
+	submit(t, 0, op, off, buf, len, flags);
+	kick(t);
+	wait_for(t, n + 1);
+	int r = t->fe->results[0];
+	t->fe->reqs[0].len = 0;
+	return r;
+}
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(seed ^ (i * 13));
+}
+
+static void expect_err(struct hearth_dev *d, const char *part)
+{
+	assert_null(d);
+	if (!strstr(hearth_err_msg(), part))
+		fail_msg("error '%s' lacks '%s'", hearth_err_msg(), part);
+	/* one line */
+	assert_null(strchr(hearth_err_msg(), '\n'));
+}
+
+/* ---- blk-ram ---- */
+
+static void ram_config_errors(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+
+	expect_err(fakevm_dev(t->f, "blk-ram", "r", "{\"frontend\": \"fe\"}"), "size");
+	expect_err(fakevm_dev(t->f, "blk-ram", "r", "{\"frontend\": \"fe\", \"size\": 1000}"),
+		   "multiple of 512");
+	expect_err(fakevm_dev(t->f, "blk-ram", "r", "{\"frontend\": \"fe\", \"size\": \"2T\"}"),
+		   "size");
+	expect_err(fakevm_dev(t->f, "blk-ram", "r", "{\"size\": \"1M\"}"), "frontend");
+	expect_err(fakevm_dev(t->f, "blk-ram", "r", "{\"frontend\": \"zz\", \"size\": \"1M\"}"),
+		   "zz");
+	assert_false(t->fe->attached);
+	done(t);
+}
+
+static void ram_round_trip(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	static uint8_t a[3 * 4096], b[3 * 4096];
+
+	assert_non_null(
+		fakevm_dev(t->f, "blk-ram", "r", "{\"frontend\": \"fe\", \"size\": \"1M\"}"));
+	assert_true(t->fe->attached);
+	assert_int_equal(t->fe->info.size, 1 << 20);
+	assert_int_equal(t->fe->info.block_size, 512);
+	assert_false(t->fe->info.readonly);
+	assert_true(t->fe->info.discard);
+
+	fill(a, sizeof(a), 3);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 1024, a, sizeof(a), 0), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 1024, b, sizeof(b), 0), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	assert_int_equal(run1(t, HEARTH_BLK_FLUSH, 0, NULL, 0, 0), 0);
+
+	/* zeroes over a range that covers a whole page plus ragged edges */
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE_ZEROES, 1536, NULL, 8192, HEARTH_BLK_F_UNMAP), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 1024, b, sizeof(b), 0), 0);
+	assert_memory_equal(b, a, 512);
+	for (size_t i = 512; i < 512 + 8192; i++)
+		assert_int_equal(b[i], 0);
+	assert_memory_equal(b + 512 + 8192, a + 512 + 8192, sizeof(b) - 512 - 8192);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, a, 4096, 0), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_DISCARD, 0, NULL, 4096, 0), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 0, b, 4096, 0), 0);
+	for (size_t i = 0; i < 4096; i++)
+		assert_int_equal(b[i], 0);
+
+	/* the backend checks bounds itself too */
+	assert_int_equal(run1(t, HEARTH_BLK_READ, (1 << 20) - 512, b, 1024, 0), -EIO);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, UINT64_MAX - 100, b, 512, 0), -EIO);
+	done(t);
+}
+
+static void ram_readonly(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	uint8_t a[512] = {1};
+
+	assert_non_null(
+		fakevm_dev(t->f, "blk-ram", "r",
+			   "{\"frontend\": \"fe\", \"size\": \"64K\", \"readonly\": true}"));
+	assert_true(t->fe->info.readonly);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, a, 512, 0), -EROFS);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE_ZEROES, 0, NULL, 512, 0), -EROFS);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 0, a, 512, 0), 0);
+	assert_int_equal(a[0], 0);
+	done(t);
+}
+
+/* ---- blk-file: opening ---- */
+
+static void file_missing_and_unusable(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+
+	snprintf(t->path, sizeof(t->path), "/nonexistent/hearth-disk.img");
+	expect_err(file_backend(t, "d", NULL), "'/nonexistent/hearth-disk.img'");
+	assert_non_null(strstr(hearth_err_msg(), "No such file"));
+
+	/* a directory is not an image */
+	snprintf(t->path, sizeof(t->path), "/tmp");
+	expect_err(file_backend(t, "d", ", \"readonly\": true"), "'/tmp'");
+	assert_non_null(strstr(hearth_err_msg(), "not a regular file"));
+
+	expect_err(fakevm_dev(t->f, "blk-file", "d", "{\"frontend\": \"fe\"}"), "path");
+	t->path[0] = 0;
+	done(t);
+}
+
+static void file_unreadable(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+
+	/* root opens anything it has permission bits for, so make open itself fail: a FIFO
+	 * would block, a socket cannot be opened; /proc/self/mem refuses O_DIRECT... use a file
+	 * whose open fails for everyone: a dangling symlink */
+	snprintf(t->path, sizeof(t->path), "/tmp/hearth-blk-dangling-%d", (int)getpid());
+	unlink(t->path);
+	assert_int_equal(symlink("/nonexistent/target", t->path), 0);
+	expect_err(file_backend(t, "d", NULL), t->path);
+	assert_non_null(strstr(hearth_err_msg(), "cannot open"));
+	done(t);
+}
+
+static void file_bad_sizes(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+
+	make_image(t, 0);
+	expect_err(file_backend(t, "d", NULL), "multiple of 512");
+	assert_int_equal(ftruncate(t->fd, 1000), 0);
+	expect_err(file_backend(t, "d", NULL), t->path);
+	assert_false(t->fe->attached);
+	done(t);
+}
+
+static void file_lock_refuses_second_writer(void **state)
+{
+	(void)state;
+	struct t *a = mk_vm(), *b = mk_vm();
+
+	make_image(a, 1 << 20);
+	snprintf(b->path, sizeof(b->path), "%s", a->path);
+	assert_non_null(file_backend(a, "d", NULL));
+	/* another VM (same process here: OFD locks belong to the open file) */
+	expect_err(file_backend(b, "d", NULL), a->path);
+	assert_non_null(strstr(hearth_err_msg(), "locked"));
+	expect_err(file_backend(b, "d", ", \"readonly\": true"), "locked");
+	b->path[0] = 0;
+	done(b);
+	done(a);
+}
+
+static void file_readers_share_writers_wait(void **state)
+{
+	(void)state;
+	struct t *a = mk_vm(), *b = mk_vm(), *c = mk_vm();
+
+	make_image(a, 1 << 20);
+	snprintf(b->path, sizeof(b->path), "%s", a->path);
+	snprintf(c->path, sizeof(c->path), "%s", a->path);
+	assert_non_null(file_backend(a, "d", ", \"readonly\": true"));
+	assert_non_null(file_backend(b, "d", ", \"readonly\": true"));
+	expect_err(file_backend(c, "d", NULL), "locked");
+	/* once the readers are gone, a writer gets it */
+	b->path[0] = 0;
+	done(b);
+	int fd = a->fd;
+	a->fd = -1;
+	a->path[0] = 0;
+	done(a);
+	assert_non_null(file_backend(c, "d", NULL));
+	c->fd = fd;
+	done(c);
+}
+
+/* ---- blk-file: requests ---- */
+
+static void file_round_trip_bytes_on_disk(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	static uint8_t a[16384], b[16384];
+
+	make_image(t, 1 << 20);
+	assert_non_null(file_backend(t, "d", NULL));
+	assert_int_equal(t->fe->info.size, 1 << 20);
+	assert_int_equal(t->fe->info.block_size, 512);
+	assert_string_equal(t->fe->info.name, t->path);
+
+	fill(a, sizeof(a), 7);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 4096, a, sizeof(a), 0), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_FLUSH, 0, NULL, 0, 0), 0);
+	assert_int_equal(pread(t->fd, b, sizeof(b), 4096), (ssize_t)sizeof(b));
+	assert_memory_equal(a, b, sizeof(a));
+	memset(b, 0, sizeof(b));
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 4096, b, sizeof(b), 0), 0);
+	assert_memory_equal(a, b, sizeof(a));
+	/* write-through writes */
+	fill(a, 512, 99);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, a, 512, HEARTH_BLK_F_FUA), 0);
+	assert_int_equal(pread(t->fd, b, 512, 0), 512);
+	assert_memory_equal(a, b, 512);
+	done(t);
+}
+
+static void file_discard_and_zeroes_keep_size(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	static uint8_t a[65536], b[65536];
+	struct stat st;
+
+	make_image(t, 1 << 20);
+	assert_non_null(file_backend(t, "d", NULL));
+	fill(a, sizeof(a), 1);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, a, sizeof(a), 0), 0);
+
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE_ZEROES, 4096, NULL, 8192, HEARTH_BLK_F_UNMAP), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE_ZEROES, 20480, NULL, 1024, 0), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_DISCARD, 32768, NULL, 32768, 0), 0);
+	assert_int_equal(pread(t->fd, b, 32768, 0), 32768);
+	assert_memory_equal(b, a, 4096);
+	for (int i = 4096; i < 12288; i++)
+		assert_int_equal(b[i], 0);
+	assert_memory_equal(b + 12288, a + 12288, 20480 - 12288);
+	for (int i = 20480; i < 21504; i++)
+		assert_int_equal(b[i], 0);
+	assert_memory_equal(b + 21504, a + 21504, 32768 - 21504);
+	/* the punched hole reads as zeroes on ext4/xfs/tmpfs */
+	assert_int_equal(pread(t->fd, b, 32768, 32768), 32768);
+	for (int i = 0; i < 32768; i++)
+		assert_int_equal(b[i], 0);
+	assert_int_equal(fstat(t->fd, &st), 0);
+	assert_int_equal(st.st_size, 1 << 20);
+	done(t);
+}
+
+static void file_readonly(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	uint8_t a[512] = {0};
+
+	make_image(t, 65536);
+	assert_int_equal(pwrite(t->fd, "\x42", 1, 0), 1);
+	assert_int_equal(chmod(t->path, 0444), 0);
+	assert_non_null(file_backend(t, "d", ", \"readonly\": true"));
+	assert_true(t->fe->info.readonly);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, a, 512, 0), -EROFS);
+	assert_int_equal(run1(t, HEARTH_BLK_DISCARD, 0, NULL, 512, 0), -EROFS);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 0, a, 512, 0), 0);
+	assert_int_equal(a[0], 0x42);
+	assert_int_equal(run1(t, HEARTH_BLK_FLUSH, 0, NULL, 0, 0), 0);
+	done(t);
+}
+
+static void file_bounds_checked(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	uint8_t a[1024];
+
+	make_image(t, 65536);
+	assert_non_null(file_backend(t, "d", NULL));
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 65536 - 512, a, 1024, 0), -EIO);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, UINT64_MAX - 511, a, 512, 0), -EIO);
+	assert_int_equal(run1(t, HEARTH_BLK_DISCARD, 65536, NULL, 512, 0), -EIO);
+	done(t);
+}
+
+static void file_direct_aligned_and_unaligned(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	uint8_t *mem, *b;
+
+	make_image(t, 1 << 20);
+	struct hearth_dev *d = file_backend(t, "d", ", \"direct\": true");
+	if (!d)
+		fail_msg("%s", hearth_err_msg());
+	uint32_t bs = t->fe->info.block_size;
+	assert_true(bs >= 512 && (bs & (bs - 1)) == 0);
+	assert_int_equal(posix_memalign((void **)&mem, 4096, 3 * 65536), 0);
+	b = mem + 2 * 65536;
+
+	/* aligned: straight into the buffer */
+	fill(mem, 8192, 5);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, mem, 8192, 0), 0);
+	assert_int_equal(pread(t->fd, b, 8192, 0), 8192);
+	assert_memory_equal(b, mem, 8192);
+
+	/* guest buffers at odd addresses: through the bounce buffer both ways */
+	uint8_t *odd = mem + 65536 + 3;
+	fill(odd, 8192, 77);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 8192, odd, 8192, 0), 0);
+	assert_int_equal(pread(t->fd, b, 8192, 8192), 8192);
+	assert_memory_equal(b, odd, 8192);
+	uint8_t *odd2 = mem + 1;
+	memset(odd2, 0, 8192);
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 8192, odd2, 8192, 0), 0);
+	assert_memory_equal(odd2, b, 8192);
+
+	/* several unaligned segments in one request */
+	struct fe *fe = t->fe;
+	struct iovec iov[3] = {{mem + 7, 100}, {mem + 1000, 412}, {mem + 3001, bs * 2 - 512}};
+	fill(mem + 7, 100, 1);
+	fill(mem + 1000, 412, 2);
+	fill(mem + 3001, bs * 2 - 512, 3);
+	fe->reqs[1] = (struct hearth_blk_req){
+		.op = HEARTH_BLK_WRITE, .offset = bs * 4, .len = bs * 2, .iov = iov, .niov = 3};
+	unsigned n = fe->ncomplete;
+	assert_int_equal(fe->ops->submit(fe->be, &fe->reqs[1]), HEARTH_BLK_ASYNC);
+	kick(t);
+	wait_for(t, n + 1);
+	assert_int_equal(fe->results[1], 0);
+	fe->reqs[1].len = 0;
+	assert_int_equal(pread(t->fd, b, 512, bs * 4), 512);
+	assert_memory_equal(b, mem + 7, 100);
+	assert_memory_equal(b + 100, mem + 1000, 412);
+	assert_int_equal(pread(t->fd, b, bs * 2 - 512, bs * 4 + 512), bs * 2 - 512);
+	assert_memory_equal(b, mem + 3001, bs * 2 - 512);
+	free(mem);
+	done(t);
+}
+
+static void file_many_in_flight(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	const unsigned n = 1500; /* more than the ring's completion queue */
+	uint8_t *buf = malloc(n * 512), *back = malloc(n * 512);
+
+	make_image(t, n * 512);
+	assert_non_null(file_backend(t, "d", NULL));
+	fill(buf, n * 512, 11);
+	for (unsigned i = 0; i < n; i++) {
+		submit(t, i, HEARTH_BLK_WRITE, (uint64_t)i * 512, buf + i * 512, 512, 0);
+		if (i % 100 == 99)
+			kick(t);
+	}
+	kick(t);
+	wait_for(t, n);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(t->fe->results[i], 0);
+	assert_true(t->fe->batches >= 1);
+	assert_int_equal(pread(t->fd, back, n * 512, 0), (ssize_t)(n * 512));
+	assert_memory_equal(buf, back, n * 512);
+	memset(t->fe->reqs, 0, sizeof(t->fe->reqs));
+	free(buf);
+	free(back);
+	done(t);
+}
+
+static void file_teardown_completes_outstanding(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	static uint8_t a[64][4096];
+
+	make_image(t, 1 << 20);
+	struct hearth_dev *d = file_backend(t, "d", NULL);
+	assert_non_null(d);
+	for (unsigned i = 0; i < 64; i++)
+		submit(t, i, HEARTH_BLK_READ, i * 4096ull, a[i], 4096, 0);
+	kick(t);
+	/* remove the backend without running the loop: it must finish them first (the
+	 * frontend's detach fails the test otherwise) */
+	assert_int_equal(hearth_dev_remove(d), 0);
+	assert_true(t->fe->detached);
+	assert_int_equal(t->fe->ncomplete, 64);
+	memset(t->fe->reqs, 0, sizeof(t->fe->reqs));
+	done(t);
+}
+
+static void describe_names_the_image(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	char buf[256];
+
+	make_image(t, 65536);
+	struct hearth_dev *d = file_backend(t, "d", ", \"readonly\": true");
+	assert_non_null(d);
+	hearth_dev_class(d)->describe(d, buf, sizeof(buf));
+	assert_non_null(strstr(buf, t->path));
+	assert_non_null(strstr(buf, "read-only"));
+	done(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(ram_config_errors),
+		cmocka_unit_test(ram_round_trip),
+		cmocka_unit_test(ram_readonly),
+		cmocka_unit_test(file_missing_and_unusable),
+		cmocka_unit_test(file_unreadable),
+		cmocka_unit_test(file_bad_sizes),
+		cmocka_unit_test(file_lock_refuses_second_writer),
+		cmocka_unit_test(file_readers_share_writers_wait),
+		cmocka_unit_test(file_round_trip_bytes_on_disk),
+		cmocka_unit_test(file_discard_and_zeroes_keep_size),
+		cmocka_unit_test(file_readonly),
+		cmocka_unit_test(file_bounds_checked),
+		cmocka_unit_test(file_direct_aligned_and_unaligned),
+		cmocka_unit_test(file_many_in_flight),
+		cmocka_unit_test(file_teardown_completes_outstanding),
+		cmocka_unit_test(describe_names_the_image),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
