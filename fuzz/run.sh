@@ -6,7 +6,7 @@ set -eu
 secs=${1:-60}
 root=$(cd "$(dirname "$0")/.." && pwd)
 b=$root/build-fuzz
-targets="statefile"
+targets="statefile virtqueue"
 
 if [ ! -f "$b/build.ninja" ]; then
 	CC=clang meson setup "$b" "$root" -Dfuzz=true -Db_sanitize=address,undefined \
