@@ -75,6 +75,10 @@ int virtq_enable(struct virtq *vq, uint64_t features);
 /* Pop the next available chain into c. Returns 1 with a chain, 0 when the ring is empty,
  * -1 when the queue is (or just became) broken. */
 int virtq_pop(struct virtq *vq, struct virtq_chain *c);
+/* The device found the popped chain impossible for its protocol (e.g. a virtio-blk request
+ * without a status byte): the queue is broken as if the ring itself were bad. why is a static
+ * string. */
+void virtq_break(struct virtq *vq, const char *why);
 /* Give back the last popped chain unconsumed (e.g. out of resources): it pops again next. */
 void virtq_unpop(struct virtq *vq);
 

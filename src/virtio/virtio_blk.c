@@ -55,7 +55,7 @@ struct virtio_blk {
 	struct vblk_queue *qs;
 	uint32_t gen;
 	bool writeback; /* FLUSH negotiated: otherwise every write is write-through */
-	bool broken_reported;
+	bool broken;	/* a queue saw impossible input: every queue stops until reset */
 	int logged_broken, logged_nobackend;
 	char serial[VIRTIO_BLK_ID_BYTES];
 
@@ -122,8 +122,8 @@ static void queue_broken(struct virtio_blk *blk, unsigned q)
 {
 	hearth_log_once(blk->logged_broken, "virtio-blk '%s': queue %u: %s; device needs reset",
 			hearth_dev_id(blk->dev), q, blk->vqs[q].why);
-	if (!blk->broken_reported) {
-		blk->broken_reported = true;
+	if (!blk->broken) {
+		blk->broken = true;
 		virtio_device_broken(&blk->vd);
 	}
 }
@@ -290,7 +290,8 @@ static void run_queue(struct virtio_blk *blk, unsigned q)
 	bool started = false;
 
 	bq->stalled = false;
-	for (;;) {
+	/* a broken device pops nothing more until the driver resets it */
+	while (!blk->broken) {
 		struct vblk_req *req = bq->free;
 		if (!req) {
 			bq->stalled = true; /* a completion resumes us */
@@ -300,10 +301,11 @@ static void run_queue(struct virtio_blk *blk, unsigned q)
 		int r = virtq_pop(vq, &c);
 		if (r == 0)
 			break;
-		if (r < 0 || !take_status(req, &c)) {
-			if (r > 0)
-				vq->broken = true,
-				vq->why = "request without header or status byte";
+		if (r > 0 && !take_status(req, &c)) {
+			virtq_break(vq, "request without header or status byte");
+			r = -1;
+		}
+		if (r < 0) {
 			queue_broken(blk, q);
 			break;
 		}
@@ -377,7 +379,7 @@ static void vblk_reset(struct virtio_device *vd)
 	 * results are then dropped (the generation moved on) */
 	blk->gen++;
 	blk->writeback = false;
-	blk->broken_reported = false;
+	blk->broken = false;
 	for (unsigned q = 0; q < vd->num_queues; q++)
 		blk->qs[q].stalled = blk->qs[q].pushed = false;
 }

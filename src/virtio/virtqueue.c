@@ -68,6 +68,11 @@ static int broken(struct virtq *vq, const char *why)
 	return -1;
 }
 
+void virtq_break(struct virtq *vq, const char *why)
+{
+	broken(vq, why);
+}
+
 void virtq_init(struct virtq *vq, struct hearth_vm *vm, uint16_t size_max)
 {
 	memset(vq, 0, sizeof(*vq));

@@ -782,6 +782,33 @@ static void looping_chain_breaks_device(void **state)
 	done(t);
 }
 
+static void broken_queue_stops_every_queue(void **state)
+{
+	(void)state;
+	struct t *t =
+		mk("{\"queues\": 2}", "blk-ram", "{\"frontend\": \"vda\", \"size\": \"1M\"}", 0);
+
+	vqdrv_post(&t->d[0], QSIZE + 1); /* head beyond the queue */
+	kick(t, 0);
+	assert_int_equal(needs_reset, 1);
+	post_req(t, 1, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	kick(t, 1);
+	expect_no_used(t, 1);
+	assert_int_equal(needs_reset, 1);
+	/* after a reset both queues work */
+	hearth_dev_lock(t->dev);
+	t->vd->ops->reset(t->vd);
+	hearth_dev_unlock(t->dev);
+	virtq_reset(&t->vd->vqs[0]);
+	virtq_reset(&t->vd->vqs[1]);
+	start_queue(t, 0, RING0);
+	start_queue(t, 1, RING1);
+	post_req(t, 1, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	kick(t, 1);
+	expect_used(t, 1, 0, 1);
+	done(t);
+}
+
 /* ---- asynchronous backends, errors, reset in flight ---- */
 
 static struct t *test_disk(const char *extra)
@@ -1064,6 +1091,7 @@ int main(void)
 		cmocka_unit_test(missing_status_breaks),
 		cmocka_unit_test(zero_length_status_breaks),
 		cmocka_unit_test(looping_chain_breaks_device),
+		cmocka_unit_test(broken_queue_stops_every_queue),
 		cmocka_unit_test(backend_error_is_ioerr_and_device_keeps_working),
 		cmocka_unit_test(async_completion_batches_notifications),
 		cmocka_unit_test(event_idx_suppresses_interrupts),
