@@ -212,6 +212,12 @@ static void *vcpu_thread(void *arg)
 		int r = kvm_vcpu_run(&c->kvm);
 		if (r == -EINTR || r == -EAGAIN) {
 			c->kvm.run->immediate_exit = 0;
+			/* orders the store above before the loads below, against vcpu_kick */
+			atomic_thread_fence(memory_order_seq_cst);
+			/* KVM_RUN returned EINTR, so the last exit's I/O is complete: a safe
+			 * point to park for a pause */
+			if (r == -EINTR && atomic_load(&vm->pause_req))
+				vcpu_park(c);
 			continue;
 		}
 		if (r < 0) {
@@ -224,7 +230,24 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(c))
 			break;
 	}
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->alive--;
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	return NULL;
+}
+
+void vcpu_park(struct vcpu *c)
+{
+	struct vm *vm = c->vm;
+
+	pthread_mutex_lock(&vm->pause_lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->pause_cond);
+	while (atomic_load(&vm->pause_req) && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	vm->parked--;
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 static void kick_handler(int sig)
@@ -241,9 +264,16 @@ int vcpu_start(struct vcpu *c)
 		sigaction(SIGUSR1, &sa, NULL);
 		installed = true;
 	}
+	pthread_mutex_lock(&c->vm->pause_lock);
+	c->vm->alive++;
+	pthread_mutex_unlock(&c->vm->pause_lock);
 	int err = pthread_create(&c->thread, NULL, vcpu_thread, c);
-	if (err)
+	if (err) {
+		pthread_mutex_lock(&c->vm->pause_lock);
+		c->vm->alive--;
+		pthread_mutex_unlock(&c->vm->pause_lock);
 		return hearth_err("vCPU %u thread: %s", c->id, strerror(err));
+	}
 	c->started = true;
 	return 0;
 }

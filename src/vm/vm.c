@@ -31,9 +31,32 @@ void vm_stop(struct vm *vm, int status)
 	if (!atomic_compare_exchange_strong(&vm->stopping, &expected, true))
 		return;
 	atomic_store(&vm->status, status);
+	/* wake parked vCPUs so they see the stop */
+	pthread_mutex_lock(&vm->pause_lock);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 	uint64_t one = 1;
 	if (write(vm->stop_efd, &one, sizeof(one)) != sizeof(one))
 		hearth_log("cannot signal the stop: %s", strerror(errno));
+}
+
+void vm_pause(struct vm *vm)
+{
+	atomic_store(&vm->pause_req, true);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	pthread_mutex_lock(&vm->pause_lock);
+	while (vm->parked < vm->alive && !atomic_load(&vm->stopping))
+		pthread_cond_wait(&vm->pause_cond, &vm->pause_lock);
+	pthread_mutex_unlock(&vm->pause_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->pause_lock);
+	atomic_store(&vm->pause_req, false);
+	pthread_cond_broadcast(&vm->pause_cond);
+	pthread_mutex_unlock(&vm->pause_lock);
 }
 
 static void request_stop(struct hearth_vm *m, int status)
@@ -118,6 +141,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 {
 	memset(vm, 0, sizeof(*vm));
 	machine_init(&vm->m);
+	pthread_mutex_init(&vm->pause_lock, NULL);
+	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->cfg = cfg;
 	vm->vmfd = vm->memfd = -1;
 	vm->kvm.fd = -1;
@@ -222,4 +247,6 @@ void vm_destroy(struct vm *vm)
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
 	kvm_close(&vm->kvm);
+	pthread_mutex_destroy(&vm->pause_lock);
+	pthread_cond_destroy(&vm->pause_cond);
 }

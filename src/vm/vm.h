@@ -43,6 +43,11 @@ struct vm {
 	struct vcpu *vcpus;
 	const struct vm_config *cfg;
 	atomic_bool stopping;
+	/* pause: vCPUs park at a safe point (pending I/O completed) until resumed */
+	pthread_mutex_t pause_lock;
+	pthread_cond_t pause_cond;
+	atomic_bool pause_req;
+	unsigned parked, alive;
 	atomic_int status;
 	int stop_efd; /* written once when a stop is requested */
 };
@@ -56,6 +61,10 @@ int vm_create(struct vm *vm, const struct vm_config *cfg);
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, int status);
+/* Park every vCPU with its last exit completed, so KVM's state is consistent to read.
+ * Returns once all are parked (or have ended). */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
 
 /* vm_irq.c: GSI routing (ISA wiring) and the MSI/irqfd/ioeventfd platform callbacks. */
 int vm_irq_init(struct vm *vm);
@@ -65,6 +74,8 @@ void vm_irq_free(struct vm *vm);
 int vcpu_create(struct vm *vm, struct vcpu *c, unsigned id);
 int vcpu_start(struct vcpu *c);
 void vcpu_kick(struct vcpu *c);
+/* vCPU side of vm_pause: park until resumed or stopped. */
+void vcpu_park(struct vcpu *c);
 void vcpu_join(struct vcpu *c);
 void vcpu_destroy(struct vcpu *c);
 void vcpu_dump(struct vcpu *c, const char *why);
