@@ -21,6 +21,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "dev/machine.h"
 #include "hearth/blk.h"
 #include "hearth/device.h"
 #include "hearth/loop.h"
@@ -492,9 +493,12 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	err = io_uring_register_eventfd(&bf->ring, bf->efd);
 	if (err < 0)
 		return hearth_err("disk '%s': io_uring eventfd: %s", path, strerror(-err));
-	if (hearth_loop_add(bf->vm, bf->efd, EPOLLIN, bf_event, bf) < 0)
-		return -1;
-	bf->watching = true;
+	/* `hearth devices` builds machines without a loop: no guest runs, no I/O completes */
+	if (bf->vm->loop) {
+		if (hearth_loop_add(bf->vm, bf->efd, EPOLLIN, bf_event, bf) < 0)
+			return -1;
+		bf->watching = true;
+	}
 
 	struct hearth_blk_info info = {
 		.size = bf->size,

@@ -532,3 +532,11 @@ void virtio_blk_free(struct hearth_dev *dev)
 	free(blk);
 	hearth_dev_set_priv(dev, NULL);
 }
+
+void virtio_blk_describe(struct hearth_dev *dev, char *buf, size_t len)
+{
+	struct virtio_blk *blk = hearth_dev_priv(dev);
+
+	snprintf(buf, len, "%u queue%s, %s", blk->vd.num_queues, blk->vd.num_queues == 1 ? "" : "s",
+		 blk->be_ops ? blk->be_name : "no backend");
+}

@@ -1,7 +1,8 @@
 /* virtio-blk (virtio 1.2 section 5.2): the request engine, a blk frontend. The PCI side is the
- * transport's (virtio_dev.h); this file's class `virtio-blk` joins the two. */
+ * transport's (virtio_dev.h); the class `virtio-blk` (virtio_blk_pci.c) joins the two. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct hearth_dev;
@@ -65,3 +66,5 @@ struct virtio_device;
 int virtio_blk_setup(struct hearth_dev *dev, struct hearth_cfg *cfg);
 struct virtio_device *virtio_blk_vdev(struct hearth_dev *dev);
 void virtio_blk_free(struct hearth_dev *dev);
+/* "2 queues, /path/disk.img" for `hearth devices`. */
+void virtio_blk_describe(struct hearth_dev *dev, char *buf, size_t len);
