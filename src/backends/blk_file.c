@@ -263,8 +263,9 @@ static int finish_req(struct blk_file *bf, struct bf_req *r, int res)
 		break;
 	case HEARTH_BLK_WRITE_ZEROES:
 		if (res == -EOPNOTSUPP) {
-			/* no fallocate mode here: write the zeroes */
-			static const uint8_t zeroes[65536];
+			/* no fallocate mode here: write the zeroes (aligned: the fd may be
+			 * O_DIRECT) */
+			static const uint8_t zeroes[65536] __attribute__((aligned(4096)));
 			uint64_t off = req->offset, left = req->len;
 			res = 0;
 			while (left && res == 0) {

@@ -439,6 +439,29 @@ static void file_discard_and_zeroes_keep_size(void **state)
 	done(t);
 }
 
+static void file_zeroes_without_zero_range(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	static uint8_t a[16384], b[16384];
+
+	/* tmpfs has no FALLOC_FL_ZERO_RANGE: the backend writes the zeroes itself */
+	snprintf(t->path, sizeof(t->path), "/dev/shm/hearth-blk-XXXXXX");
+	t->fd = mkstemp(t->path);
+	assert_true(t->fd >= 0);
+	assert_int_equal(ftruncate(t->fd, 1 << 20), 0);
+	assert_non_null(file_backend(t, "d", NULL));
+	fill(a, sizeof(a), 9);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE, 0, a, sizeof(a), 0), 0);
+	assert_int_equal(run1(t, HEARTH_BLK_WRITE_ZEROES, 1024, NULL, 8192, 0), 0);
+	assert_int_equal(pread(t->fd, b, sizeof(b), 0), (ssize_t)sizeof(b));
+	assert_memory_equal(b, a, 1024);
+	for (int i = 1024; i < 1024 + 8192; i++)
+		assert_int_equal(b[i], 0);
+	assert_memory_equal(b + 9216, a + 9216, sizeof(a) - 9216);
+	done(t);
+}
+
 static void file_readonly(void **state)
 {
 	(void)state;
@@ -604,6 +627,7 @@ int main(void)
 		cmocka_unit_test(file_readers_share_writers_wait),
 		cmocka_unit_test(file_round_trip_bytes_on_disk),
 		cmocka_unit_test(file_discard_and_zeroes_keep_size),
+		cmocka_unit_test(file_zeroes_without_zero_range),
 		cmocka_unit_test(file_readonly),
 		cmocka_unit_test(file_bounds_checked),
 		cmocka_unit_test(file_direct_aligned_and_unaligned),
