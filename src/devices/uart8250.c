@@ -140,10 +140,12 @@ static uint8_t pending(const struct uart *u)
 }
 
 /* On a PC the UART's interrupt output reaches the PIC only through a buffer enabled by
- * the OUT2 pin, and loopback forces the modem-control pins inactive. */
+ * OUT2. In loopback the real pin is forced inactive, which would make loopback useless for
+ * testing interrupt delivery; like QEMU, the MCR's OUT2 bit gates the line in both modes,
+ * so drivers' loopback self-tests see their interrupts. */
 static void update_irq(struct uart *u)
 {
-	int level = pending(u) != IIR_NONE && (u->mcr & (MCR_OUT2 | MCR_LOOP)) == MCR_OUT2;
+	int level = pending(u) != IIR_NONE && (u->mcr & MCR_OUT2);
 
 	if (level != u->line) {
 		u->line = level;

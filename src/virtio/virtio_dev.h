@@ -12,6 +12,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hearth/virtqueue.h"
@@ -96,6 +97,8 @@ void virtio_transport_detach(struct virtio_device *vd);
 /* Machine reset (the device class's reset op, lock held): the transport returns to its
  * power-on state and does what a driver's status-0 write does (ops->reset, virtq_reset). */
 void virtio_transport_reset(struct virtio_device *vd);
+/* One line for `hearth devices` (a class's describe op): where the transport put the device. */
+void virtio_transport_describe(struct virtio_device *vd, char *buf, size_t len);
 
 /* Convenience for devices: mark the device as needing a reset (calls tops->needs_reset once
  * per broken episode; safe before a transport is attached). */
