@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dev/machine.h"
 #include "hearth/loop.h"
 
 int char_ring_init(struct char_ring *r, size_t cap)
@@ -436,7 +437,12 @@ int hearth_char_backend_attach(struct hearth_dev *be, struct hearth_cfg *cfg,
 
 	if (hearth_cfg_str(cfg, "frontend", "com1", &id) < 0)
 		return -1;
-	if (hearth_frontend_connect(be, id, HEARTH_FE_CHAR, &o, &f) < 0)
+	/* UARTs are char frontends, virtio consoles console frontends: both speak these ops */
+	enum hearth_fe_type type = HEARTH_FE_CHAR;
+	for (const struct hearth_frontend *fr = be->vm->frontends; fr; fr = fr->next)
+		if (strcmp(fr->dev->id, id) == 0 && fr->type == HEARTH_FE_CONSOLE)
+			type = HEARTH_FE_CONSOLE;
+	if (hearth_frontend_connect(be, id, type, &o, &f) < 0)
 		return -1;
 	*fe_ops = o;
 	*fe = f;

@@ -653,7 +653,7 @@ int virtio_transport_attach(struct virtio_device *vd, struct hearth_cfg *cfg)
 {
 	struct vpci *t;
 
-	if (!vd->ops || !vd->ops->config_read || !vd->vqs)
+	if (!vd->ops || (vd->config_len && !vd->ops->config_read) || !vd->vqs)
 		return hearth_err("virtio device without ops or queues");
 	if (vd->num_queues == 0 || vd->num_queues > MAX_QUEUES)
 		return hearth_err("virtio-pci: %u queues, 1..%d are supported", vd->num_queues,
