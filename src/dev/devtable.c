@@ -1,5 +1,6 @@
 /* The VM's device table: ids are checked, never cut; a device that fails to build leaves
  * nothing behind. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -116,7 +117,16 @@ struct hearth_dev *hearth_dev_create(struct hearth_vm *vm, const char *cls_name,
 	*tail = dev;
 
 	if (cls->init(dev, cfg) < 0) {
-		hearth_err_prefix("device '%s' (%s)", id, cls->name);
+		char own[HEARTH_NAME_MAX + 16];
+		snprintf(own, sizeof(own), "device '%s':", id);
+		/* hook errors already name the device: name it once, with its class */
+		if (strncmp(hearth_err_msg(), own, strlen(own)) == 0) {
+			char rest[HEARTH_ERR_MAX];
+			snprintf(rest, sizeof(rest), "%s", hearth_err_msg() + strlen(own));
+			hearth_err("device '%s' (%s):%s", id, cls->name, rest);
+		} else {
+			hearth_err_prefix("device '%s' (%s)", id, cls->name);
+		}
 		destroy(dev);
 		return NULL;
 	}

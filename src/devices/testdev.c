@@ -23,7 +23,13 @@ struct window {
 
 struct testdev {
 	struct window pio, mmio;
+	uint64_t msr_value;
 };
+
+/* The non-bus hooks, so guest tests reach MSR, CPUID and hypercall dispatch too. */
+#define DEFAULT_MSR 0x4b564e00u	     /* above KVM's own 0x4b564dxx range */
+#define DEFAULT_CPUID 0x40000100u    /* above the hypervisor leaves KVM reports */
+#define DEFAULT_HYPERCALL 0x48525448 /* "HRTH" */
 
 static uint64_t size_mask(unsigned size)
 {
@@ -62,13 +68,47 @@ static void window_write(void *opaque, uint64_t offset, uint64_t value, unsigned
 
 static const struct hearth_io_ops window_ops = {.read = window_read, .write = window_write};
 
+static int msr_read(void *opaque, uint32_t msr, uint64_t *value)
+{
+	(void)msr;
+	*value = ((struct testdev *)opaque)->msr_value;
+	return 0;
+}
+
+static int msr_write(void *opaque, uint32_t msr, uint64_t value)
+{
+	(void)msr;
+	((struct testdev *)opaque)->msr_value = value;
+	return 0;
+}
+
+static const struct hearth_msr_ops msr_ops = {.read = msr_read, .write = msr_write};
+
+/* The leaf answers with the ID and the vCPU, so a guest can tell the hook ran per vCPU. */
+static void cpuid_leaf(void *opaque, unsigned vcpu, uint32_t leaf, uint32_t subleaf,
+		       struct hearth_cpuid_regs *regs)
+{
+	(void)opaque;
+	*regs = (struct hearth_cpuid_regs){TESTDEV_ID, vcpu, leaf, subleaf};
+}
+
+/* Sum of the arguments, xored with the ID: any argument lost or swapped shows. */
+static uint64_t hypercall(void *opaque, unsigned vcpu, const uint64_t args[4])
+{
+	(void)opaque;
+	(void)vcpu;
+	return (args[0] + 2 * args[1] + 3 * args[2] + 4 * args[3]) ^ TESTDEV_ID;
+}
 static int testdev_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 {
-	uint64_t port, mmio;
+	uint64_t port, mmio, msr, leaf, hcall;
 	struct testdev *s;
 
 	if (hearth_cfg_u64(cfg, "port", 0x700, 0, 0x10000 - PIO_LEN, &port) < 0 ||
-	    hearth_cfg_u64(cfg, "mmio", 0xd0000000, 0, UINT64_MAX - MMIO_LEN, &mmio) < 0)
+	    hearth_cfg_u64(cfg, "mmio", 0xd0000000, 0, UINT64_MAX - MMIO_LEN, &mmio) < 0 ||
+	    hearth_cfg_u64(cfg, "msr", DEFAULT_MSR, 0, UINT32_MAX, &msr) < 0 ||
+	    hearth_cfg_u64(cfg, "cpuid", DEFAULT_CPUID, 0, UINT32_MAX, &leaf) < 0 ||
+	    hearth_cfg_u64(cfg, "hypercall", DEFAULT_HYPERCALL, 0, UINT32_MAX, &hcall) < 0)
 		return -1;
 	/* the test OS maps the window as one page */
 	if (mmio % MMIO_LEN)
@@ -79,7 +119,10 @@ static int testdev_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 		return hearth_err("out of memory");
 	hearth_dev_set_priv(dev, s);
 	if (hearth_hook_pio(dev, (uint16_t)port, PIO_LEN, &window_ops, &s->pio) < 0 ||
-	    hearth_hook_mmio(dev, mmio, MMIO_LEN, &window_ops, &s->mmio) < 0)
+	    hearth_hook_mmio(dev, mmio, MMIO_LEN, &window_ops, &s->mmio) < 0 ||
+	    hearth_hook_msr(dev, (uint32_t)msr, &msr_ops, s) < 0 ||
+	    hearth_hook_cpuid(dev, (uint32_t)leaf, HEARTH_CPUID_ANY, cpuid_leaf, s) < 0 ||
+	    hearth_hook_hypercall(dev, (uint32_t)hcall, hypercall, s) < 0)
 		return -1;
 	return 0;
 }
@@ -95,9 +138,10 @@ static void testdev_reset(struct hearth_dev *dev)
 
 	s->pio = (struct window){0};
 	s->mmio = (struct window){0};
+	s->msr_value = 0;
 }
 
 HEARTH_DEVICE_CLASS(testdev_class, .name = "testdev",
 		    .summary = "hearth test device: scratch, write-counter and ID registers in a "
-			       "port and an MMIO window",
+			       "port and an MMIO window; an MSR, a CPUID leaf and a hypercall",
 		    .init = testdev_init, .free = testdev_free, .reset = testdev_reset);

@@ -24,12 +24,32 @@ static void set_leaf(struct kvm_cpuid2 *t, uint32_t fn, uint32_t idx, uint32_t e
 		.function = fn, .index = idx, .eax = eax, .ebx = ebx, .ecx = ecx, .edx = edx};
 }
 
+/* A leaf above its range's maximum (eax of the range's first leaf) is never answered, so
+ * the maximum covers every leaf the table now holds. */
+static void raise_max_leaf(struct kvm_cpuid2 *t, uint32_t base)
+{
+	uint32_t max = base;
+	struct kvm_cpuid_entry2 *head = NULL;
+
+	for (unsigned i = 0; i < t->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &t->entries[i];
+		if (e->function == base)
+			head = e;
+		if ((e->function & 0xffff0000u) == base && e->function > max)
+			max = e->function;
+	}
+	if (!head)
+		set_leaf(t, base, 0, max, 0, 0, 0);
+	else if (head->eax < max)
+		head->eax = max;
+}
+
 /* The supported table, made per-vCPU (APIC ids, TSC frequency) and passed through the
  * devices' CPUID hooks. */
 static int setup_cpuid(struct vm *vm, struct vcpu *c)
 {
 	const struct kvm_cpuid2 *sup = vm->kvm.cpuid;
-	size_t bytes = sizeof(*sup) + (sup->nent + 2) * sizeof(sup->entries[0]);
+	size_t bytes = sizeof(*sup) + (sup->nent + 2 + vm->m.cpuids.n) * sizeof(sup->entries[0]);
 	struct kvm_cpuid2 *t = malloc(bytes);
 	int tsc_khz = kvm_tsc_khz(c->kvm.fd);
 	int ret;
@@ -43,11 +63,23 @@ static int setup_cpuid(struct vm *vm, struct vcpu *c)
 			e->ebx = (e->ebx & 0x00ffffff) | (c->id << 24);
 		else if (e->function == 0xb || e->function == 0x1f)
 			e->edx = c->id;
-		else if (e->function == HYPERVISOR_LEAF && e->eax < TSC_LEAF && tsc_khz)
-			e->eax = TSC_LEAF;
 	}
 	if (tsc_khz)
 		set_leaf(t, TSC_LEAF, 0, tsc_khz, 1000000, 0, 0);
+	/* a leaf a device defines must exist for its hook to answer */
+	for (unsigned i = 0; i < vm->m.cpuids.n; i++) {
+		const struct hearth_cpuid_hook *h = &vm->m.cpuids.v[i];
+		uint32_t idx = h->subleaf == HEARTH_CPUID_ANY ? 0 : h->subleaf;
+		bool found = false;
+		for (unsigned j = 0; j < t->nent && !found; j++)
+			found = t->entries[j].function == h->leaf && t->entries[j].index == idx;
+		if (!found) {
+			set_leaf(t, h->leaf, idx, 0, 0, 0, 0);
+			if (h->subleaf != HEARTH_CPUID_ANY)
+				t->entries[t->nent - 1].flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
+		}
+	}
+	raise_max_leaf(t, HYPERVISOR_LEAF);
 	for (unsigned i = 0; i < t->nent; i++) {
 		struct kvm_cpuid_entry2 *e = &t->entries[i];
 		struct hearth_cpuid_regs r = {e->eax, e->ebx, e->ecx, e->edx};

@@ -32,6 +32,15 @@ _start:
 	 * first two arguments of user_main() after iretq. */
 	mov %eax, %esi
 	mov %ebx, %edi
+	/* Under PVM, cpuid once paging runs is answered by the host CPU; here, before long
+	 * mode, the VMM's CPUID table answers. Keep the leaves the tests want. */
+	mov $0x40000100, %eax
+	xor %ecx, %ecx
+	cpuid
+	mov %eax, early_cpuid + 0
+	mov %ebx, early_cpuid + 4
+	mov %ecx, early_cpuid + 8
+	mov %edx, early_cpuid + 12
 	lgdt gdtr32
 	mov $CR4_BOOT, %eax
 	mov %eax, %cr4
@@ -125,7 +134,9 @@ isr_stubs:
 	.set vec, 0
 	.rept 256
 	.balign 16
-	.if vec < NR_EXCEPTIONS
+	.if vec == 6
+	jmp ud_service
+	.elseif vec < NR_EXCEPTIONS
 	.if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
 	.else
 	pushq $0
@@ -138,6 +149,27 @@ isr_stubs:
 	.endif
 	.set vec, vec + 1
 	.endr
+
+/*
+ * Ring 3 cannot touch MSRs, and ud2 is the only trap into ring 0 here (PVM.md), so a ud2
+ * with a magic in edi is the test OS's one system call: rdmsr (edi = UD_RDMSR) or wrmsr
+ * (edi = UD_WRMSR), ecx = MSR, edx:eax = value, as the instructions take them. Any other
+ * ud2 is a real invalid opcode.
+ */
+ud_service:
+	cmp $UD_RDMSR, %edi
+	je 1f
+	cmp $UD_WRMSR, %edi
+	je 2f
+	pushq $0
+	pushq $6
+	jmp exc_common
+1:	rdmsr
+	addq $2, (%rsp)
+	iretq
+2:	wrmsr
+	addq $2, (%rsp)
+	iretq
 
 irq_eoi:
 	push %rax
@@ -188,7 +220,9 @@ idtr:
 
 	.bss
 	.balign 4096
-	.globl irq_count, fault_info, fault_lock, ap_boot
+	.globl irq_count, fault_info, fault_lock, ap_boot, early_cpuid
+early_cpuid:	/* CPUID 0x40000100 (testdev's leaf) at entry, before long mode */
+	.skip 16
 irq_count:
 	.skip 8 * 256
 fault_info:

@@ -32,6 +32,10 @@
 
 #define NR_EXCEPTIONS 32
 
+/* ud2 system calls (boot.S ud_service): the magic goes in edi */
+#define UD_RDMSR 0x4d535201
+#define UD_WRMSR 0x4d535202
+
 #define CR0_BOOT 0x80010033 /* PG | WP | NE | ET | MP | PE */
 #define CR4_BOOT 0x620	    /* PAE | OSFXSR | OSXMMEXCPT (no OSXSAVE: xsave kills PVM ring 0) */
 #define MSR_EFER 0xC0000080

@@ -7,13 +7,9 @@
 #include "testos.h"
 
 static const struct testcase tests[] = {
-	{"multiboot", test_multiboot},
-	{"uart", test_uart},
-	{"uart-irq", test_uart_irq},
-	{"cmos", test_cmos},
-	{"testdev", test_testdev},
-	{"unhooked", test_unhooked},
-	{"smp", test_smp},
+	{"multiboot", test_multiboot}, {"uart", test_uart},	  {"uart-irq", test_uart_irq},
+	{"cmos", test_cmos},	       {"testdev", test_testdev}, {"unhooked", test_unhooked},
+	{"hooks", test_hooks},	       {"smp", test_smp},
 };
 
 static char diag[4096];

@@ -222,6 +222,8 @@ void test_uart_irq(void);
 void test_cmos(void);
 void test_testdev(void);
 void test_unhooked(void);
+void test_hooks(void);
+extern uint32_t early_cpuid[4]; /* boot.S: CPUID 0x40000100 at entry */
 void test_smp(void);
 
 /* ---- uart.c ---- */

@@ -783,7 +783,8 @@ static void testdev_keys(void **state)
 	assert_int_equal(iobus_read(&f->vm.pio, 0x718, 4), 0x48525448);
 	assert_int_equal(iobus_read(&f->vm.mmio, 0xfe000008, 4), 0x48525448);
 	assert_int_equal(iobus_read(&f->vm.pio, 0x708, 4), 0xffffffff);
-	make("testdev", "td2", "{\"port\": 65520, \"mmio\": 0}");
+	make("testdev", "td2",
+	     "{\"port\": 65520, \"mmio\": 0, \"msr\": 1, \"cpuid\": 2, \"hypercall\": 3}");
 	assert_int_equal(iobus_read(&f->vm.pio, 0xfff8, 4), 0x48525448);
 	make_fails("testdev", "{\"port\": 65521}", "key 'port'", "outside");
 	make_fails("testdev", "{\"port\": 4096, \"mmio\": \"0xd0000800\"}", "key 'mmio'",
@@ -792,11 +793,43 @@ static void testdev_keys(void **state)
 		   "outside");
 	make_fails("testdev", "{\"port\": \"0x71f\", \"mmio\": 4096}", "'td'", "'bad'");
 	make_fails("testdev", "{\"port\": 4096, \"mmio\": \"0xfe000000\"}", "'td'", "mmio");
-	make_fails("testdev", "{\"port\": 4096, \"mmio\": 4096, \"irq\": 5}", "unknown key 'irq'",
-		   NULL);
+	make_fails("testdev",
+		   "{\"port\": 4096, \"mmio\": 4096, \"msr\": 9, \"cpuid\": 9, \"hypercall\": 9, "
+		   "\"irq\": 5}",
+		   "unknown key 'irq'", NULL);
+	/* the default MSR, leaf and hypercall are td's */
+	make_fails("testdev", "{\"port\": 4096, \"mmio\": 4096}", "MSR 0x4b564e00", "'td'");
+	make_fails("testdev", "{\"port\": 4096, \"mmio\": 4096, \"msr\": 9}", "CPUID leaf", "'td'");
+	make_fails("testdev", "{\"port\": 4096, \"mmio\": 4096, \"msr\": 9, \"cpuid\": 9}",
+		   "hypercall", "'td'");
 	/* nothing of the failed ones stayed behind */
 	assert_int_equal(iobus_read(&f->vm.pio, 0x1008, 4), 0xffffffff);
 	assert_int_equal(iobus_read(&f->vm.mmio, 0x1008, 4), 0xffffffff);
+}
+
+static void testdev_msr_cpuid_hypercall(void **state)
+{
+	(void)state;
+	make("testdev", "td", NULL);
+	uint64_t v = 1;
+	assert_int_equal(hearth_msr_read(&f->vm, 0x4b564e00, &v), 1);
+	assert_int_equal(v, 0);
+	assert_int_equal(hearth_msr_write(&f->vm, 0x4b564e00, 0x1122334455667788ull), 1);
+	assert_int_equal(hearth_msr_read(&f->vm, 0x4b564e00, &v), 1);
+	assert_int_equal(v, 0x1122334455667788ull);
+	assert_int_equal(hearth_msr_read(&f->vm, 0x4b564e01, &v), 0);
+
+	struct hearth_cpuid_regs r = {0};
+	hearth_cpuid_apply(&f->vm, 3, 0x40000100, 5, &r);
+	assert_int_equal(r.eax, 0x48525448);
+	assert_int_equal(r.ebx, 3);
+	assert_int_equal(r.ecx, 0x40000100);
+	assert_int_equal(r.edx, 5);
+
+	uint64_t args[4] = {1, 2, 3, 4}, ret = 0;
+	assert_true(hearth_hypercall(&f->vm, 0, 0x48525448, args, &ret));
+	assert_int_equal(ret, (1 + 4 + 9 + 16) ^ 0x48525448);
+	assert_false(hearth_hypercall(&f->vm, 0, 0x48525449, args, &ret));
 }
 
 static void testdev_hostile(void **state)
@@ -853,6 +886,7 @@ int main(void)
 		T(testdev_registers),
 		T(testdev_pattern),
 		T(testdev_keys),
+		T(testdev_msr_cpuid_hypercall),
 		T(testdev_hostile),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
