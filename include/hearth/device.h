@@ -30,6 +30,11 @@ struct hearth_dev_class {
 	int (*save)(struct hearth_dev *dev,
 		    struct hearth_ckpt *ck); /* NULL: VM not checkpointable */
 	int (*load)(struct hearth_dev *dev, struct hearth_ckpt *ck);
+	/* optional: called before save with every vCPU paused and without the device lock;
+	 * returns once the device has no I/O in flight (asynchronous requests completed, their
+	 * results in guest memory and rings), or -1 with hearth_err, which fails the checkpoint.
+	 * The device starts new I/O again only when the guest asks after the VM resumes. */
+	int (*quiesce)(struct hearth_dev *dev);
 	/* optional: extra text for `hearth devices` (e.g. a backend's path) */
 	void (*describe)(struct hearth_dev *dev, char *buf, size_t len);
 };

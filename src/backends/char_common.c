@@ -208,6 +208,11 @@ static size_t be_write(void *opaque, const uint8_t *buf, size_t len)
 	return taken;
 }
 
+size_t char_be_output(struct char_be *c, const uint8_t *buf, size_t len)
+{
+	return be_write(c, buf, len);
+}
+
 /* With the lock held: the frontend ops to call tx_ready on once the lock is dropped. */
 static const struct hearth_char_frontend_ops *take_owed(struct char_be *c)
 {

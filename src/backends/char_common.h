@@ -111,6 +111,9 @@ void char_be_destroy(struct char_be *c);
  * set, else discarded. */
 void char_be_set_fds(struct char_be *c, int in_fd, bool in_poll, int out_fd, bool out_sync);
 
+/* Output as if the frontend wrote it (checkpoint restore): returns the bytes taken. */
+size_t char_be_output(struct char_be *c, const uint8_t *buf, size_t len);
+
 /* Wake the loop to offer pending input (any thread). */
 void char_be_kick(struct char_be *c);
 

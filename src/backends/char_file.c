@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "backends/char_ckpt.h"
 #include "backends/char_common.h"
 
 struct file_be {
@@ -107,4 +108,6 @@ static void file_describe(struct hearth_dev *dev, char *buf, size_t len)
 
 HEARTH_DEVICE_CLASS(char_file_class, .name = "char-file",
 		    .summary = "char backend writing guest output to a file (path=, append=on)",
-		    .init = file_init, .free = file_free, .describe = file_describe);
+		    .init = file_init, .free = file_free, .describe = file_describe,
+		    .save = char_be_save_op, .load = char_be_load_op,
+		    .quiesce = char_be_quiesce_op);

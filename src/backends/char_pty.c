@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "backends/char_ckpt.h"
 #include "backends/char_common.h"
 #include "hearth/loop.h"
 
@@ -167,4 +168,6 @@ static void pty_describe(struct hearth_dev *dev, char *buf, size_t len)
 HEARTH_DEVICE_CLASS(char_pty_class, .name = "char-pty",
 		    .summary = "char backend on a new pseudo-terminal (wait=on holds output "
 			       "while nobody has it open)",
-		    .init = pty_init, .free = pty_free, .describe = pty_describe);
+		    .init = pty_init, .free = pty_free, .describe = pty_describe,
+		    .save = char_be_save_op, .load = char_be_load_op,
+		    .quiesce = char_be_quiesce_op);

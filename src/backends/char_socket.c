@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backends/char_ckpt.h"
 #include "backends/char_common.h"
 #include "hearth/loop.h"
 
@@ -195,4 +196,6 @@ static void sock_describe(struct hearth_dev *dev, char *buf, size_t len)
 HEARTH_DEVICE_CLASS(char_socket_class, .name = "char-socket",
 		    .summary = "char backend serving a UNIX socket, one client at a time "
 			       "(path=, wait=on holds output while no client)",
-		    .init = sock_init, .free = sock_free, .describe = sock_describe);
+		    .init = sock_init, .free = sock_free, .describe = sock_describe,
+		    .save = char_be_save_op, .load = char_be_load_op,
+		    .quiesce = char_be_quiesce_op);

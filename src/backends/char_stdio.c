@@ -13,6 +13,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "backends/char_ckpt.h"
 #include "backends/char_common.h"
 
 struct stdio_be {
@@ -273,4 +274,5 @@ static void stdio_describe(struct hearth_dev *dev, char *buf, size_t len)
 HEARTH_DEVICE_CLASS(
 	char_stdio_class, .name = "char-stdio",
 	.summary = "char backend on hearth's stdin/stdout (raw terminal, Ctrl-A x quits)",
-	.init = stdio_init, .free = stdio_free, .describe = stdio_describe);
+	.init = stdio_init, .free = stdio_free, .describe = stdio_describe, .save = char_be_save_op,
+	.load = char_be_load_op, .quiesce = char_be_quiesce_op);

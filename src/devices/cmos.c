@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 #define CMOS_PORT 0x70
@@ -352,6 +353,60 @@ static void cmos_free(struct hearth_dev *dev)
 	free(hearth_dev_priv(dev));
 }
 
+/* ---- checkpoint ---- */
+
+#define CMOS_CKPT_VERSION 1
+
+/* The clock is saved as its offset from host time, so a restored guest's clock keeps
+ * following real time (as a battery-backed RTC does while the machine is off). */
+static int cmos_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct cmos *s = hearth_dev_priv(dev);
+	const struct tm *f = &s->frozen;
+	const uint32_t frozen[7] = {(uint32_t)f->tm_sec,  (uint32_t)f->tm_min, (uint32_t)f->tm_hour,
+				    (uint32_t)f->tm_mday, (uint32_t)f->tm_mon, (uint32_t)f->tm_year,
+				    (uint32_t)f->tm_wday};
+
+	if (hearth_ckpt_set_version(ck, CMOS_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_put_u8(ck, "index", s->index) < 0 ||
+	    hearth_ckpt_put_bytes(ck, "nvram", s->mem, sizeof(s->mem)) < 0 ||
+	    hearth_ckpt_put_u64(ck, "clock_offset", (uint64_t)s->offset) < 0 ||
+	    hearth_ckpt_put_u32_array(ck, "frozen_time", frozen, 7) < 0)
+		return -1;
+	return 0;
+}
+
+static int cmos_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct cmos *s = hearth_dev_priv(dev);
+	uint32_t frozen[7];
+	uint64_t offset;
+	uint8_t index;
+
+	if (hearth_ckpt_accept_versions(ck, 1, CMOS_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_get_u8(ck, "index", &index) < 0 ||
+	    hearth_ckpt_get_bytes(ck, "nvram", s->mem, sizeof(s->mem), NULL) < 0 ||
+	    hearth_ckpt_get_u64(ck, "clock_offset", &offset) < 0 ||
+	    hearth_ckpt_get_u32_array(ck, "frozen_time", frozen, 7, NULL) < 0)
+		return -1;
+	/* a tm the guest could never have produced would only confuse read_time */
+	if (frozen[0] > 60 || frozen[1] > 59 || frozen[2] > 23 || frozen[3] > 31 ||
+	    frozen[4] > 11 || frozen[5] > 100000 || frozen[6] > 6)
+		return hearth_err("checkpoint context '%s': key 'frozen_time' is not a time",
+				  hearth_ckpt_name(ck));
+	s->index = index & 0x7f;
+	s->offset = (int64_t)offset;
+	memset(&s->frozen, 0, sizeof(s->frozen));
+	s->frozen.tm_sec = (int)frozen[0];
+	s->frozen.tm_min = (int)frozen[1];
+	s->frozen.tm_hour = (int)frozen[2];
+	s->frozen.tm_mday = (int)frozen[3];
+	s->frozen.tm_mon = (int)frozen[4];
+	s->frozen.tm_year = (int)frozen[5];
+	s->frozen.tm_wday = (int)frozen[6];
+	return 0;
+}
+
 /* The clock and NVRAM are battery-backed; a reset only silences the interrupt logic. */
 static void cmos_reset(struct hearth_dev *dev)
 {
@@ -363,4 +418,5 @@ static void cmos_reset(struct hearth_dev *dev)
 
 HEARTH_DEVICE_CLASS(cmos_class, .name = "cmos",
 		    .summary = "PC CMOS real-time clock and NVRAM (ports 0x70-0x71)",
-		    .init = cmos_init, .free = cmos_free, .reset = cmos_reset);
+		    .init = cmos_init, .free = cmos_free, .reset = cmos_reset, .save = cmos_save,
+		    .load = cmos_load);

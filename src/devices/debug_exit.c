@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 struct debug_exit {
@@ -62,7 +63,25 @@ static void debug_exit_reset(struct hearth_dev *dev)
 	s->exited = false;
 }
 
+static int debug_exit_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct debug_exit *s = hearth_dev_priv(dev);
+
+	return hearth_ckpt_set_version(ck, 1) < 0 ? -1
+						  : hearth_ckpt_put_bool(ck, "exited", s->exited);
+}
+
+static int debug_exit_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct debug_exit *s = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_accept_versions(ck, 1, 1) < 0)
+		return -1;
+	return hearth_ckpt_get_bool(ck, "exited", &s->exited);
+}
+
 HEARTH_DEVICE_CLASS(debug_exit_class, .name = "debug-exit",
 		    .summary = "QEMU isa-debug-exit compatible port: a write ends hearth with "
 			       "status (value << 1) | 1",
-		    .init = debug_exit_init, .free = debug_exit_free, .reset = debug_exit_reset);
+		    .init = debug_exit_init, .free = debug_exit_free, .reset = debug_exit_reset,
+		    .save = debug_exit_save, .load = debug_exit_load);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 #define PORT_DATA 0x60
@@ -178,6 +179,43 @@ static int i8042_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	return 0;
 }
 
+#define I8042_CKPT_VERSION 1
+
+static int i8042_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct i8042 *s = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_set_version(ck, I8042_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_put_u8(ck, "cmd_byte", s->cmd_byte) < 0 ||
+	    hearth_ckpt_put_u8(ck, "out_port", s->out_port) < 0 ||
+	    hearth_ckpt_put_u8(ck, "obuf", s->obuf) < 0 ||
+	    hearth_ckpt_put_bool(ck, "obuf_full", s->obuf_full) < 0 ||
+	    hearth_ckpt_put_bool(ck, "last_was_cmd", s->last_was_cmd) < 0 ||
+	    hearth_ckpt_put_u8(ck, "next", (uint8_t)s->next) < 0)
+		return -1;
+	return 0;
+}
+
+static int i8042_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct i8042 *s = hearth_dev_priv(dev);
+	uint8_t next;
+
+	if (hearth_ckpt_accept_versions(ck, 1, I8042_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_get_u8(ck, "cmd_byte", &s->cmd_byte) < 0 ||
+	    hearth_ckpt_get_u8(ck, "out_port", &s->out_port) < 0 ||
+	    hearth_ckpt_get_u8(ck, "obuf", &s->obuf) < 0 ||
+	    hearth_ckpt_get_bool(ck, "obuf_full", &s->obuf_full) < 0 ||
+	    hearth_ckpt_get_bool(ck, "last_was_cmd", &s->last_was_cmd) < 0 ||
+	    hearth_ckpt_get_u8(ck, "next", &next) < 0)
+		return -1;
+	if (next > NEXT_OUT_PORT)
+		return hearth_err("checkpoint context '%s': key 'next': %u is not a pending write",
+				  hearth_ckpt_name(ck), next);
+	s->next = (enum pending_write)next;
+	return 0;
+}
+
 static void i8042_free(struct hearth_dev *dev)
 {
 	free(hearth_dev_priv(dev));
@@ -186,4 +224,5 @@ static void i8042_free(struct hearth_dev *dev)
 HEARTH_DEVICE_CLASS(i8042_class, .name = "i8042",
 		    .summary = "PC keyboard controller: reset line only, no keyboard (ports 0x60, "
 			       "0x64)",
-		    .init = i8042_init, .free = i8042_free, .reset = i8042_reset);
+		    .init = i8042_init, .free = i8042_free, .reset = i8042_reset,
+		    .save = i8042_save, .load = i8042_load);

@@ -3,6 +3,7 @@
  * as on a POST card. */
 #include <stdlib.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 #define POST_PORT 0x80
@@ -38,6 +39,23 @@ static void port80_free(struct hearth_dev *dev)
 	free(hearth_dev_priv(dev));
 }
 
+static int port80_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	uint8_t *last = hearth_dev_priv(dev);
+
+	return hearth_ckpt_set_version(ck, 1) < 0 ? -1 : hearth_ckpt_put_u8(ck, "last", *last);
+}
+
+static int port80_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	uint8_t *last = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_accept_versions(ck, 1, 1) < 0)
+		return -1;
+	return hearth_ckpt_get_u8(ck, "last", last);
+}
+
 HEARTH_DEVICE_CLASS(port80_class, .name = "port80",
 		    .summary = "POST diagnostic port 0x80: keeps the last byte written",
-		    .init = port80_init, .free = port80_free);
+		    .init = port80_init, .free = port80_free, .save = port80_save,
+		    .load = port80_load);

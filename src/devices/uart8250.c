@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hearth/chardev.h"
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 #define FIFO_SIZE 16
@@ -497,6 +498,79 @@ static int uart_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	return hearth_frontend_register(dev, HEARTH_FE_CHAR, &uart_fe_ops, u);
 }
 
+/* ---- checkpoint ---- */
+
+#define UART_CKPT_VERSION 1
+
+static int fifo_save(struct hearth_ckpt *ck, const char *key, const struct fifo *f)
+{
+	uint8_t b[FIFO_SIZE];
+
+	for (unsigned i = 0; i < f->count; i++)
+		b[i] = f->b[(f->head + i) % FIFO_SIZE];
+	return hearth_ckpt_put_bytes(ck, key, b, f->count);
+}
+
+static int fifo_load(struct hearth_ckpt *ck, const char *key, struct fifo *f)
+{
+	size_t n;
+
+	fifo_clear(f);
+	if (hearth_ckpt_get_bytes(ck, key, f->b, FIFO_SIZE, &n) < 0)
+		return -1;
+	f->count = (unsigned)n;
+	return 0;
+}
+
+/* Bytes the backend refused stay in the TX FIFO: they are saved with it and handed over
+ * once the restored backend has sent what it held itself (its load calls tx_ready). */
+static int uart_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct uart *u = hearth_dev_priv(dev);
+	const uint8_t regs[9] = {u->ier, u->fcr, u->lcr, u->mcr, u->lsr,
+				 u->msr, u->scr, u->dll, u->dlm};
+
+	if (hearth_ckpt_set_version(ck, UART_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_put_bytes(ck, "regs", regs, sizeof(regs)) < 0 ||
+	    fifo_save(ck, "rx", &u->rx) < 0 || fifo_save(ck, "tx", &u->tx) < 0 ||
+	    hearth_ckpt_put_bool(ck, "thre_pending", u->thre_pending) < 0 ||
+	    hearth_ckpt_put_bool(ck, "irq_line", u->line != 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int uart_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct uart *u = hearth_dev_priv(dev);
+	uint8_t regs[9];
+	bool line;
+
+	if (hearth_ckpt_accept_versions(ck, 1, UART_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_get_bytes(ck, "regs", regs, sizeof(regs), NULL) < 0 ||
+	    fifo_load(ck, "rx", &u->rx) < 0 || fifo_load(ck, "tx", &u->tx) < 0 ||
+	    hearth_ckpt_get_bool(ck, "thre_pending", &u->thre_pending) < 0 ||
+	    hearth_ckpt_get_bool(ck, "irq_line", &line) < 0)
+		return -1;
+	/* kept to what the registers can hold, so every later access behaves as on hardware */
+	u->ier = regs[0] & 0x0f;
+	u->fcr = regs[1] & FCR_KEEP;
+	u->lcr = regs[2];
+	u->mcr = regs[3] & MCR_MASK;
+	u->lsr = regs[4];
+	u->msr = regs[5];
+	u->scr = regs[6];
+	u->dll = regs[7];
+	u->dlm = regs[8];
+	if (u->rx.count > fifo_cap(u) || u->tx.count > fifo_cap(u))
+		return hearth_err("checkpoint context '%s': keys 'rx'/'tx': %u/%u bytes in a "
+				  "%u-byte FIFO",
+				  hearth_ckpt_name(ck), u->rx.count, u->tx.count, fifo_cap(u));
+	/* the interrupt controllers' state is restored with the VM: keep the level they saw */
+	u->line = line;
+	u->rx_owed = false; /* a restored backend offers input afresh */
+	return 0;
+}
+
 static void uart_free(struct hearth_dev *dev)
 {
 	free(hearth_dev_priv(dev));
@@ -504,4 +578,5 @@ static void uart_free(struct hearth_dev *dev)
 
 HEARTH_DEVICE_CLASS(uart8250_class, .name = "uart8250",
 		    .summary = "16550A serial port (8 I/O ports, one IRQ); a char frontend",
-		    .init = uart_init, .free = uart_free, .reset = uart_reset);
+		    .init = uart_init, .free = uart_free, .reset = uart_reset, .save = uart_save,
+		    .load = uart_load);

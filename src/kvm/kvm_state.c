@@ -20,8 +20,16 @@ int kvm_state_init(struct kvm_sys *k)
 
 	if (ioctl(k->fd, KVM_GET_MSR_INDEX_LIST, &list) < 0)
 		return hearth_err("KVM_GET_MSR_INDEX_LIST: %s", strerror(errno));
+	if (list.l.nmsrs > KVM_STATE_MAX_MSRS)
+		return hearth_err("KVM lists %u MSRs to save, hearth keeps at most %d",
+				  list.l.nmsrs, KVM_STATE_MAX_MSRS);
+	/* a larger area (AMX) needs KVM_GET_XSAVE2, which hearth does not use yet */
+	int xsave = ioctl(k->fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	if (xsave > (int)sizeof(struct kvm_xsave))
+		return hearth_err("this host's XSAVE area is %d bytes; hearth saves %zu", xsave,
+				  sizeof(struct kvm_xsave));
 	msr_count = 0;
-	for (unsigned i = 0; i < list.l.nmsrs && msr_count < KVM_STATE_MAX_MSRS; i++)
+	for (unsigned i = 0; i < list.l.nmsrs; i++)
 		msr_list[msr_count++] = list.idx[i];
 	return 0;
 }
@@ -74,6 +82,13 @@ int kvm_vcpu_get_state(struct kvm_sys *k, struct kvm_vcpu_fd *v, struct kvm_vcpu
 	TRY(v->fd, KVM_GET_LAPIC, &st->lapic);
 	TRY(v->fd, KVM_GET_VCPU_EVENTS, &st->events);
 	get_msrs(v, st);
+	struct {
+		struct kvm_cpuid2 h;
+		struct kvm_cpuid_entry2 e[KVM_STATE_MAX_CPUID];
+	} c = {.h.nent = KVM_STATE_MAX_CPUID};
+	TRY(v->fd, KVM_GET_CPUID2, &c);
+	st->ncpuid = c.h.nent;
+	memcpy(st->cpuid, c.e, c.h.nent * sizeof(c.e[0]));
 	return 0;
 }
 
@@ -84,8 +99,21 @@ int kvm_vcpu_set_state(struct kvm_vcpu_fd *v, const struct kvm_vcpu_state *st)
 		struct kvm_msr_entry e[KVM_STATE_MAX_MSRS];
 	} m = {0};
 
+	struct {
+		struct kvm_cpuid2 h;
+		struct kvm_cpuid_entry2 e[KVM_STATE_MAX_CPUID];
+	} c = {.h.nent = st->ncpuid};
+
 	if (st->nmsrs > KVM_STATE_MAX_MSRS)
 		return hearth_err("vCPU state: %u MSRs, at most %d", st->nmsrs, KVM_STATE_MAX_MSRS);
+	if (st->ncpuid > KVM_STATE_MAX_CPUID)
+		return hearth_err("vCPU state: %u CPUID entries, at most %d", st->ncpuid,
+				  KVM_STATE_MAX_CPUID);
+	/* CPUID first: KVM checks MSRs and XSAVE features against it */
+	if (st->ncpuid) {
+		memcpy(c.e, st->cpuid, st->ncpuid * sizeof(c.e[0]));
+		TRY(v->fd, KVM_SET_CPUID2, &c);
+	}
 	/* sregs before the LAPIC (APIC base) and MSRs; events last, once all else is set */
 	TRY(v->fd, KVM_SET_MP_STATE, &st->mp);
 	TRY(v->fd, KVM_SET_SREGS, &st->sregs);

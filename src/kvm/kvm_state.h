@@ -8,6 +8,7 @@
 #include "kvm/kvm.h"
 
 #define KVM_STATE_MAX_MSRS 256
+#define KVM_STATE_MAX_CPUID 256
 
 struct kvm_vcpu_state {
 	struct kvm_mp_state mp;
@@ -20,6 +21,9 @@ struct kvm_vcpu_state {
 	struct kvm_vcpu_events events;
 	uint32_t nmsrs;
 	struct kvm_msr_entry msrs[KVM_STATE_MAX_MSRS];
+	/* the guest's CPUID table: restored as saved, so the guest sees the CPU it knew */
+	uint32_t ncpuid;
+	struct kvm_cpuid_entry2 cpuid[KVM_STATE_MAX_CPUID];
 };
 
 struct kvm_vm_state {
@@ -28,7 +32,7 @@ struct kvm_vm_state {
 	struct kvm_clock_data clock;
 };
 
-/* Reads the MSR list KVM wants saved; call once after kvm_open. */
+/* Reads the MSR list KVM wants saved and checks the XSAVE area fits; call after kvm_open. */
 int kvm_state_init(struct kvm_sys *k);
 int kvm_vcpu_get_state(struct kvm_sys *k, struct kvm_vcpu_fd *v, struct kvm_vcpu_state *st);
 int kvm_vcpu_set_state(struct kvm_vcpu_fd *v, const struct kvm_vcpu_state *st);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config/cfg.h"
+#include "snapshot/vmsnap.h"
 #include "vm/boot.h"
 #include "vm/loop.h"
 
@@ -109,11 +110,17 @@ int vm_build_devices(struct hearth_vm *m, const struct vm_config *cfg)
 	return 0;
 }
 
-/* Low RAM up to the 3 GiB hole, the rest above 4 GiB: both from one memfd. */
+/* Low RAM up to the 3 GiB hole, the rest above 4 GiB: both from one memfd, or, restoring,
+ * from the checkpoint's memory file mapped private so nothing is copied up front. */
 static int setup_memory(struct vm *vm)
 {
 	uint64_t size = vm->cfg->memory;
 
+	if (vm->mem_src_fd >= 0) {
+		vm->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE,
+			       vm->mem_src_fd, 0);
+		goto mapped;
+	}
 	vm->memfd = memfd_create("hearth-ram", MFD_CLOEXEC);
 	if (vm->memfd < 0)
 		return hearth_err("guest RAM: memfd_create: %s", strerror(errno));
@@ -122,6 +129,7 @@ static int setup_memory(struct vm *vm)
 				  strerror(errno));
 	vm->ram =
 		mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, vm->memfd, 0);
+mapped:
 	if (vm->ram == MAP_FAILED) {
 		vm->ram = NULL;
 		return hearth_err("guest RAM: mmap %llu bytes: %s", (unsigned long long)size,
@@ -137,7 +145,7 @@ static int setup_memory(struct vm *vm)
 	return boot_map_rom(vm);
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg)
+static int create(struct vm *vm, const struct vm_config *cfg, int mem_fd)
 {
 	memset(vm, 0, sizeof(*vm));
 	machine_init(&vm->m);
@@ -145,6 +153,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_cond_init(&vm->pause_cond, NULL);
 	vm->cfg = cfg;
 	vm->vmfd = vm->memfd = -1;
+	vm->mem_src_fd = mem_fd;
 	vm->kvm.fd = -1;
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC);
 	vm->m.irq_line = irq_line;
@@ -171,23 +180,44 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vcpu_create(vm, &vm->vcpus[i], i) < 0)
 			return EXIT_HOST;
+	if (mem_fd >= 0)
+		return 0; /* the checkpoint holds the vCPUs' state */
 	return boot_setup(vm) < 0 ? EXIT_CONFIG : 0;
 }
 
-/* Waits for a stop request or a terminating signal (blocked in every thread, read here). */
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	return create(vm, cfg, -1);
+}
+
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, int mem_fd)
+{
+	return create(vm, cfg, mem_fd);
+}
+
+/* Waits for a stop request or a terminating signal (blocked in every thread, read here);
+ * SIGUSR2, when asked for, takes a snapshot and waits on. */
 static int wait_for_stop(struct vm *vm, const sigset_t *sigs)
 {
 	int sfd = signalfd(-1, sigs, SFD_CLOEXEC);
 	struct pollfd p[2] = {{vm->stop_efd, POLLIN, 0}, {sfd, POLLIN, 0}};
 
-	while (poll(p, sfd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
-		;
-	if (sfd >= 0 && (p[1].revents & POLLIN)) {
+	for (;;) {
+		p[1].revents = 0;
+		while (poll(p, sfd >= 0 ? 2 : 1, -1) < 0 && errno == EINTR)
+			;
+		if (sfd < 0 || !(p[1].revents & POLLIN))
+			break;
 		struct signalfd_siginfo si;
-		if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			hearth_log("stopping on signal %u", si.ssi_signo);
-			vm_stop(vm, EXIT_SIGNAL_BASE + (int)si.ssi_signo);
+		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGUSR2) {
+			vmsnap_on_signal(vm);
+			continue;
 		}
+		hearth_log("stopping on signal %u", si.ssi_signo);
+		vm_stop(vm, EXIT_SIGNAL_BASE + (int)si.ssi_signo);
+		break;
 	}
 	if (sfd >= 0)
 		close(sfd);
@@ -203,6 +233,8 @@ int vm_run(struct vm *vm)
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGHUP);
+	if (vm->snap_sig_dir)
+		sigaddset(&sigs, SIGUSR2);
 	/* threads inherit the mask: only wait_for_stop sees these signals */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	if (loop_start(vm->m.loop) < 0) {
@@ -242,6 +274,8 @@ void vm_destroy(struct vm *vm)
 	vm_irq_free(vm);
 	if (vm->memfd >= 0)
 		close(vm->memfd);
+	if (vm->mem_src_fd >= 0)
+		close(vm->mem_src_fd);
 	if (vm->vmfd >= 0)
 		close(vm->vmfd);
 	if (vm->stop_efd >= 0)

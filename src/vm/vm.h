@@ -35,10 +35,11 @@ struct vm {
 	struct kvm_sys kvm;
 	int vmfd;
 	struct kvm_irq *irq; /* GSI routing table (vm_irq.c) */
-	int memfd;
-	uint8_t *ram;	    /* the whole memfd mapping */
-	unsigned nslots;    /* KVM memory slots in use */
-	struct firmware fw; /* firmware image, when booting one */
+	int memfd;	     /* guest RAM, or -1 when mapped from a checkpoint */
+	int mem_src_fd;	     /* restored VM: the checkpoint's memory file, mapped private */
+	uint8_t *ram;	     /* the whole guest RAM mapping */
+	unsigned nslots;     /* KVM memory slots in use */
+	struct firmware fw;  /* firmware image, when booting one */
 	unsigned ncpus;
 	struct vcpu *vcpus;
 	const struct vm_config *cfg;
@@ -50,6 +51,9 @@ struct vm {
 	unsigned parked, alive;
 	atomic_int status;
 	int stop_efd; /* written once when a stop is requested */
+	/* SIGUSR2 snapshots into snap_sig_dir, then does snap_sig_then (vmsnap.h) */
+	const char *snap_sig_dir;
+	int snap_sig_then;
 };
 
 /* Devices only, no KVM: enough for `hearth devices`. */
@@ -57,6 +61,10 @@ int vm_build_devices(struct hearth_vm *m, const struct vm_config *cfg);
 
 /* 0, or the exit status that fits the failure (EXIT_CONFIG, EXIT_HOST) with hearth_err set. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
+/* The same for a VM whose state comes from a checkpoint: guest RAM is mem_fd's first
+ * cfg->memory bytes mapped copy-on-write (the VM owns mem_fd from here on), and nothing is
+ * booted. */
+int vm_create_restored(struct vm *vm, const struct vm_config *cfg, int mem_fd);
 /* Runs until the guest or the user ends it; returns the process exit status. */
 int vm_run(struct vm *vm);
 void vm_destroy(struct vm *vm);

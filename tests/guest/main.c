@@ -9,6 +9,7 @@
 
 uint32_t boot_magic;
 const struct mb_info *mbi;
+NORETURN void count_main(void); /* count.c: the checkpoint workload ("count", "touch=MB") */
 
 NORETURN void debug_exit(uint8_t code)
 {
@@ -88,6 +89,8 @@ NORETURN void user_main(uint32_t mbi_addr, uint32_t magic)
 	else
 		kprintf("hearth-testos demo\n");
 	serial_init();
+	if (cmdline_get("count"))
+		count_main();
 
 	if (magic != MB_BOOT_MAGIC) {
 		kprintf("Bail out! not started by a multiboot loader (eax 0x%x)\n", magic);
