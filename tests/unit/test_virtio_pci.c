@@ -947,6 +947,27 @@ static void test_hostile_registers(void **state)
 	assert_int_equal(vt->notifies[0], before + 1);
 }
 
+/* The loop thread serving kicks while a vCPU (this thread) kicks, resets and re-initialises:
+ * no deadlock, no kick served before DRIVER_OK or by this thread. */
+static void test_concurrent_kicks(void **state)
+{
+	(void)state;
+	bring_up();
+	assert_int_equal(loop_start(f->vm.loop), 0);
+	vt->in_vcpu = false;
+	for (unsigned i = 0; i < 20000; i++) {
+		fakevm_guest_write(f, false, d.notify, 0, i % 3 ? 2 : 4);
+		if (i % 500 == 499) {
+			CC_W(STATUS, 0, 1);
+			bring_up();
+		}
+	}
+	loop_stop(f->vm.loop);
+	run_loop();
+	assert_true(vt->notifies[0] > 0);
+	assert_true(vt->notifies[0] <= 20000);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -959,6 +980,7 @@ int main(void)
 		T(test_msix_vectors),		T(test_needs_reset),
 		T(test_device_config),		T(test_pci_cfg_window),
 		T(test_machine_reset),		T(test_hostile_registers),
+		T(test_concurrent_kicks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
