@@ -110,7 +110,7 @@ int cli_parse(int argc, char **argv, enum cli_cmd *cmd, struct vm_config *cfg)
 		argv++;
 		argc--;
 	}
-	optind = 1;
+	optind = 0; /* 0, not 1: GNU getopt then starts afresh (tests parse many times) */
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", options, NULL)) != -1) {
 		switch (opt) {
@@ -148,12 +148,13 @@ int cli_parse(int argc, char **argv, enum cli_cmd *cmd, struct vm_config *cfg)
 			classes = true;
 			break;
 		default:
-			if (optopt)
-				hearth_err("option '-%c' is unknown or needs a value (try --help)",
-					   optopt);
+			if (optopt >= OPT_CONFIG)
+				hearth_err("option '--%s' needs a value (try --help)",
+					   options[optopt - OPT_CONFIG].name);
+			else if (optopt)
+				hearth_err("option '-%c' is unknown (try --help)", optopt);
 			else
-				hearth_err("option '%s' is unknown or needs a value (try --help)",
-					   argv[optind - 1]);
+				hearth_err("option '%s' is unknown (try --help)", argv[optind - 1]);
 			goto out;
 		}
 	}
