@@ -1,5 +1,5 @@
 /* virtio-blk (virtio 1.2 section 5.2): the request engine, a blk frontend. The PCI side is the
- * transport's (virtio_dev.h); the class `virtio-blk` (virtio_blk_pci.c) joins the two. */
+ * transport's (virtio_dev.h); the class `virtio-blk` (src/devices/virtio_blk.c) joins the two. */
 #pragma once
 
 #include <stddef.h>

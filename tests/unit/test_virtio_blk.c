@@ -18,6 +18,7 @@
 #include "hearth/blk.h"
 #include "virtio/virtio_blk.h"
 #include "virtio/virtio_dev.h"
+#include "vpcidrv.h"
 #include "vqdrv.h"
 
 #define RAM (4u << 20)
@@ -1069,6 +1070,166 @@ static void file_round_trip_durable_after_flush(void **state)
 	done(t);
 }
 
+/* ---- the class `virtio-blk`: engine + virtio-pci transport + blk-file, end to end ---- */
+
+struct pt {
+	struct fakevm *f;
+	struct hearth_dev *dev;
+	struct vpcidrv d;
+	struct vqdrv q;
+	char path[64];
+	int fd;
+};
+
+static struct pt *pci_disk(const char *fe_extra, const char *be_extra)
+{
+	struct pt *p = calloc(1, sizeof(*p));
+	char json[256];
+
+	p->f = fakevm_new(RAM);
+	snprintf(p->path, sizeof(p->path), "/tmp/hearth-vblk-pci-XXXXXX");
+	p->fd = mkstemp(p->path);
+	assert_true(p->fd >= 0);
+	assert_int_equal(ftruncate(p->fd, DISK), 0);
+	snprintf(json, sizeof(json), "{\"serial\": \"pci-disk\"%s}", fe_extra ? fe_extra : "");
+	p->dev = fakevm_dev(p->f, "virtio-blk", "vda", json);
+	if (!p->dev)
+		fail_msg("virtio-blk: %s", hearth_err_msg());
+	snprintf(json, sizeof(json), "{\"frontend\": \"vda\", \"path\": \"%s\"%s}", p->path,
+		 be_extra ? be_extra : "");
+	if (!fakevm_dev(p->f, "blk-file", "vda-file", json))
+		fail_msg("blk-file: %s", hearth_err_msg());
+	assert_true(vpd_probe(&p->d, p->f, VIRTIO_ID_BLOCK));
+	return p;
+}
+
+static void pci_done(struct pt *p)
+{
+	fakevm_free(p->f);
+	close(p->fd);
+	unlink(p->path);
+	free(p);
+}
+
+static void pci_up(struct pt *p, uint64_t features)
+{
+	assert_true(vpd_negotiate(&p->d, features));
+	vpd_queue(&p->d, 0, QSIZE, RING0, &p->q);
+	vpd_driver_ok(&p->d);
+	assert_int_equal(vpd_status(&p->d), 0x0F);
+}
+
+/* Post a three-descriptor request, kick, and run the loop until it is used. */
+static uint8_t pci_req(struct pt *p, unsigned slot, uint32_t type, uint64_t sector, uint64_t data,
+		       uint32_t len, bool writable)
+{
+	uint64_t hdr = HDR + 16 * slot, st = STATUS + slot;
+	unsigned i = 3 * slot;
+	uint32_t id, l;
+
+	memcpy(p->f->ram + hdr, &type, 4);
+	memset(p->f->ram + hdr + 4, 0, 4);
+	memcpy(p->f->ram + hdr + 8, &sector, 8);
+	p->f->ram[st] = 0xee;
+	vqdrv_desc(&p->q, i, hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(i + 1));
+	vqdrv_desc(&p->q, i + 1, data, len, VIRTQ_DESC_F_NEXT | (writable ? VIRTQ_DESC_F_WRITE : 0),
+		   (uint16_t)(i + 2));
+	vqdrv_desc(&p->q, i + 2, st, 1, VIRTQ_DESC_F_WRITE, 0);
+	vqdrv_post(&p->q, (uint16_t)i);
+	vpd_kick(&p->d, 0);
+	for (int n = 0; n < 200 && !vqdrv_get_used(&p->q, &id, &l); n++)
+		loop_run_once(p->f->vm.loop, 20);
+	assert_int_equal(id, i);
+	return p->f->ram[st];
+}
+
+#define F_BASE (VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_BLK_F_FLUSH))
+
+static void pci_identity_config_and_describe(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(", \"queues\": 2", NULL);
+	char buf[256];
+
+	assert_int_equal(vpd_rd(&p->d, p->d.common + VPD_NUMQ, 2), 2);
+	uint64_t off = vpd_offered(&p->d);
+	assert_true(off & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_true(off & VIRTIO_BIT(VIRTIO_BLK_F_MQ));
+	assert_true(off & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD));
+	assert_false(off & VIRTIO_BIT(VIRTIO_BLK_F_RO));
+	assert_true(p->d.has_device_cap);
+	assert_true(p->d.device_len >= VIRTIO_BLK_CFG_LEN);
+	uint64_t cap = vpd_rd(&p->d, p->d.device + VIRTIO_BLK_CFG_CAPACITY, 4) |
+		       vpd_rd(&p->d, p->d.device + VIRTIO_BLK_CFG_CAPACITY + 4, 4) << 32;
+	assert_int_equal(cap, DISK / 512);
+	assert_int_equal(vpd_rd(&p->d, p->d.device + VIRTIO_BLK_CFG_NUM_QUEUES, 2), 2);
+	hearth_dev_class(p->dev)->describe(p->dev, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "1af4:1042"));
+	assert_non_null(strstr(buf, p->path));
+	pci_done(p);
+}
+
+static void pci_guest_write_is_on_disk_after_flush(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(NULL, NULL);
+	uint8_t *ram = p->f->ram, back[4096];
+
+	pci_up(p,
+	       F_BASE | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC));
+	fill(ram + DATA, 4096, 0x5a);
+	assert_int_equal(pci_req(p, 0, VIRTIO_BLK_T_OUT, 40, DATA, 4096, false), VIRTIO_BLK_S_OK);
+	assert_int_equal(pci_req(p, 1, VIRTIO_BLK_T_FLUSH, 0, DATA, 0, false), VIRTIO_BLK_S_OK);
+	assert_int_equal(pread(p->fd, back, sizeof(back), 40 * 512), (ssize_t)sizeof(back));
+	assert_memory_equal(back, ram + DATA, sizeof(back));
+	/* the host's bytes come back to the guest */
+	fill(back, sizeof(back), 0x33);
+	assert_int_equal(pwrite(p->fd, back, sizeof(back), 80 * 512), (ssize_t)sizeof(back));
+	assert_int_equal(pci_req(p, 2, VIRTIO_BLK_T_IN, 80, DATA + 0x10000, 4096, true),
+			 VIRTIO_BLK_S_OK);
+	assert_memory_equal(ram + DATA + 0x10000, back, sizeof(back));
+	/* INTx: the ISR shows a used-buffer notification */
+	assert_int_equal(vpd_rd(&p->d, p->d.isr, 1) & 1, 1);
+	assert_int_equal(pci_req(p, 3, VIRTIO_BLK_T_GET_ID, 0, DATA, 20, true), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ram + DATA, "pci-disk", 9);
+	pci_done(p);
+}
+
+static void pci_readonly_disk_refuses_writes(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(NULL, ", \"readonly\": true");
+	uint8_t back[512];
+
+	assert_true(vpd_offered(&p->d) & VIRTIO_BIT(VIRTIO_BLK_F_RO));
+	pci_up(p, F_BASE | VIRTIO_BIT(VIRTIO_BLK_F_RO));
+	fill(p->f->ram + DATA, 512, 1);
+	assert_int_equal(pci_req(p, 0, VIRTIO_BLK_T_OUT, 0, DATA, 512, false), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(pread(p->fd, back, 512, 0), 512);
+	for (int i = 0; i < 512; i++)
+		assert_int_equal(back[i], 0);
+	pci_done(p);
+}
+
+static void pci_hostile_queue_needs_reset_then_recovers(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(NULL, NULL);
+
+	pci_up(p, F_BASE);
+	vqdrv_post(&p->q, QSIZE + 5);
+	vpd_kick(&p->d, 0);
+	assert_true(vpd_status(&p->d) & VPD_NEEDS_RESET);
+	/* the driver resets and starts over; the device works again */
+	pci_up(p, F_BASE);
+	assert_false(vpd_status(&p->d) & VPD_NEEDS_RESET);
+	assert_int_equal(pci_req(p, 0, VIRTIO_BLK_T_FLUSH, 0, DATA, 0, false), VIRTIO_BLK_S_OK);
+	/* machine reset returns the function to power-on state */
+	hearth_devs_reset(&p->f->vm);
+	assert_int_equal(vpd_status(&p->d), 0);
+	pci_done(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1102,6 +1263,10 @@ int main(void)
 		cmocka_unit_test(large_block_size_alignment),
 		cmocka_unit_test(backend_with_bad_geometry_refused),
 		cmocka_unit_test(file_round_trip_durable_after_flush),
+		cmocka_unit_test(pci_identity_config_and_describe),
+		cmocka_unit_test(pci_guest_write_is_on_disk_after_flush),
+		cmocka_unit_test(pci_readonly_disk_refuses_writes),
+		cmocka_unit_test(pci_hostile_queue_needs_reset_then_recovers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
