@@ -7,13 +7,16 @@
 
 NORETURN void bench_main(const char *spec)
 {
+	if (!strncmp(spec, "blk-", 4))
+		blk_bench_main(spec);
 	const char *colon = spec;
 	while (*colon && *colon != ':')
 		colon++;
 	uint64_t n = 0;
 	bool pio = !strncmp(spec, "pio:", 4), mmio = !strncmp(spec, "mmio:", 5);
 	if ((!pio && !mmio) || !parse_u64(colon + 1, colon + 1 + strlen(colon + 1), &n)) {
-		kprintf("# bench: unknown spec \"%s\" (want boot, pio:N or mmio:N)\n", spec);
+		kprintf("# bench: unknown spec \"%s\" (want boot, pio:N, mmio:N or blk-...)\n",
+			spec);
 		debug_exit(1);
 	}
 	uint64_t t0 = rdtsc();

@@ -57,10 +57,14 @@ static const uint8_t *find_fp(void)
 static void parse_entries(const uint8_t *e, const uint8_t *end, unsigned count)
 {
 	int isa_bus = -1;
+	uint32_t pci_buses[8] = {0}; /* bitmap of bus ids typed "PCI" */
 	/* Bus entries come first in a valid table, but do not rely on it. */
-	for (const uint8_t *p = e; p < end && *p <= 4; p += *p ? 8 : 20)
+	for (const uint8_t *p = e; p < end && *p <= 4; p += *p ? 8 : 20) {
 		if (*p == 1 && !memcmp(p + 2, "ISA", 3))
 			isa_bus = p[1];
+		if (*p == 1 && !memcmp(p + 2, "PCI", 3))
+			pci_buses[p[1] / 32] |= 1u << (p[1] % 32);
+	}
 	for (unsigned i = 0; i < count && e < end; i++) {
 		switch (e[0]) {
 		case 0:
@@ -84,6 +88,15 @@ static void parse_entries(const uint8_t *e, const uint8_t *end, unsigned count)
 			if (e[1] == 0 && e[4] == isa_bus && e[5] < 16 &&
 			    (e[6] == mp.ioapic_id || e[6] == 0xFF))
 				mp.isa_irq_pin[e[5]] = e[7];
+			if (e[1] == 0 && (pci_buses[e[4] / 32] & (1u << (e[4] % 32))) &&
+			    (e[6] == mp.ioapic_id || e[6] == 0xFF) &&
+			    mp.nr_pci_irqs < ARRAY_SIZE(mp.pci_irqs)) {
+				struct mp_pci_irq *q = &mp.pci_irqs[mp.nr_pci_irqs++];
+				q->bus = e[4];
+				q->src = e[5];
+				q->pin = e[7];
+				q->flags = (uint16_t)(e[2] | e[3] << 8);
+			}
 			break;
 		case 1:
 		case 4:
@@ -146,4 +159,20 @@ int mp_isa_pin(unsigned irq)
 {
 	const struct mp_info *m = mp_get();
 	return irq < 16 && m->isa_irq_pin[irq] >= 0 ? m->isa_irq_pin[irq] : (int)irq;
+}
+
+/* IOAPIC pin for INTx line intpin (1 = INTA) of device dev on PCI bus `bus`:
+ * the MP source IRQ is dev << 2 | (intpin - 1).  -1 when the table has none. */
+int mp_pci_pin(unsigned bus, unsigned dev, unsigned intpin, uint16_t *flags)
+{
+	const struct mp_info *m = mp_get();
+	for (unsigned i = 0; i < m->nr_pci_irqs; i++) {
+		const struct mp_pci_irq *q = &m->pci_irqs[i];
+		if (q->bus == bus && q->src == ((dev << 2) | ((intpin - 1) & 3))) {
+			if (flags)
+				*flags = q->flags;
+			return q->pin;
+		}
+	}
+	return -1;
 }

@@ -7,9 +7,19 @@
 #include "testos.h"
 
 static const struct testcase tests[] = {
-	{"multiboot", test_multiboot}, {"uart", test_uart},	  {"uart-irq", test_uart_irq},
-	{"cmos", test_cmos},	       {"testdev", test_testdev}, {"unhooked", test_unhooked},
-	{"hooks", test_hooks},	       {"smp", test_smp},
+	{"multiboot", test_multiboot},
+	{"uart", test_uart},
+	{"uart-irq", test_uart_irq},
+	{"cmos", test_cmos},
+	{"testdev", test_testdev},
+	{"unhooked", test_unhooked},
+	{"hooks", test_hooks},
+	{"smp", test_smp},
+	{"pci", test_pci},
+	{"virtio-blk", test_virtio_blk},
+	{"virtio-irq", test_virtio_irq},
+	{"virtio-console", test_virtio_console},
+	{"virtio-rng", test_virtio_rng},
 };
 
 static char diag[4096];
@@ -75,8 +85,9 @@ static bool run_one(unsigned n, const char *name, size_t len)
 	if (t)
 		t->run();
 	else
-		tap_check(false, "no such test; known: multiboot uart uart-irq cmos testdev "
-				 "unhooked smp");
+		tap_check(false,
+			  "no such test; known: multiboot uart uart-irq cmos testdev "
+			  "unhooked hooks smp pci virtio-blk virtio-irq virtio-console virtio-rng");
 	uint64_t us = cycles_to_us(rdtsc() - t0);
 	if (skip_reason && !failures)
 		kprintf("ok %u - %.*s # SKIP %s\n", n, (int)len, name, skip_reason);

@@ -274,10 +274,16 @@ struct mp_info {
 	uint32_t ioapic_addr;
 	uint8_t ioapic_id;
 	int isa_irq_pin[16]; /* IOAPIC pin per ISA IRQ, -1 if the table has none */
+	unsigned nr_pci_irqs;
+	struct mp_pci_irq {
+		uint8_t bus, src, pin; /* src: device << 2 | (INTx pin - 1) */
+		uint16_t flags;	       /* polarity bits 1:0, trigger bits 3:2 */
+	} pci_irqs[64];
 };
 
 const struct mp_info *mp_get(void);
 int mp_isa_pin(unsigned irq);
+int mp_pci_pin(unsigned bus, unsigned dev, unsigned intpin, uint16_t *flags);
 
 /* ---- smp.c ---- */
 
@@ -300,6 +306,160 @@ NORETURN void ap_main(unsigned idx);
 #define TESTDEV_MMIO 0xD0000000u
 #define TESTDEV_ID 0x48525448u
 bool testdev_present(void);
+
+/* ---- alloc.c: page-granular bump allocator for DMA memory (identity mapped) ---- */
+
+void *page_alloc(size_t bytes); /* zeroed, 4 KiB aligned; NULL when RAM runs out */
+
+/* ---- pci.c: bus 0 through configuration mechanism #1 ---- */
+
+#define PCI_MAX_FUNCS 64
+#define PCI_CMD_IO 0x1
+#define PCI_CMD_MEM 0x2
+#define PCI_CMD_MASTER 0x4
+#define PCI_CMD_INTX_DISABLE 0x400
+#define PCI_CAP_MSIX 0x11
+#define PCI_CAP_VENDOR 0x09
+
+struct pci_bar {
+	uint64_t base, size; /* size 0: no BAR */
+	bool io, mem64, prefetch;
+	bool moved; /* the test OS (re)assigned it */
+};
+
+struct pci_func {
+	uint8_t dev, fn; /* bus 0 only */
+	uint16_t vendor, device;
+	uint32_t class_code; /* base << 16 | sub << 8 | prog-if */
+	uint8_t header, irq_pin, irq_line;
+	struct pci_bar bar[6];
+};
+
+uint32_t pci_cfg_read(const struct pci_func *f, unsigned off, unsigned size);
+void pci_cfg_write(const struct pci_func *f, unsigned off, unsigned size, uint32_t v);
+uint32_t pci_cfg_read_bdf(unsigned dev, unsigned fn, unsigned off, unsigned size);
+void pci_cfg_write_bdf(unsigned dev, unsigned fn, unsigned off, unsigned size, uint32_t v);
+unsigned pci_scan(const struct pci_func **list); /* once; BARs sized and assigned */
+const struct pci_func *pci_find(uint16_t vendor, uint16_t device, unsigned nth);
+unsigned pci_cap_next(const struct pci_func *f, unsigned prev, uint8_t id); /* 0: none */
+void pci_enable(const struct pci_func *f, uint16_t bits);
+void test_pci(void);
+
+/* ---- virtio.c: modern virtio-pci transport and split virtqueues ---- */
+
+#define VIRTIO_VENDOR 0x1AF4
+#define VIRTIO_PCI_DEVICE(id) (0x1040 + (id))
+#define VIRTIO_F_INDIRECT_DESC (1ull << 28)
+#define VIRTIO_F_EVENT_IDX (1ull << 29)
+#define VIRTIO_F_VERSION_1 (1ull << 32)
+#define VIRTIO_NO_VECTOR 0xFFFF
+#define VQ_MAX 256
+
+enum virtio_irq { VIRTIO_IRQ_NONE, VIRTIO_IRQ_MSIX, VIRTIO_IRQ_INTX };
+
+struct vq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+struct vq_seg {
+	const void *addr;
+	uint32_t len;
+};
+
+struct virtq {
+	struct virtio_dev *vd;
+	uint16_t index, size, nfree, free_head;
+	uint16_t avail_idx, last_used;
+	volatile struct vq_desc *desc;
+	volatile uint16_t *avail; /* flags, idx, ring[size], used_event */
+	volatile uint8_t *used;	  /* flags, idx, ring[size] {id, len}, avail_event */
+	uintptr_t notify;
+	uint16_t vector;
+	bool event_idx, quiet;
+	void *mem;
+	size_t mem_len;
+	uint64_t kicks, notifies;
+	void *cookie[VQ_MAX];
+	uint16_t chain_len[VQ_MAX];
+};
+
+struct virtio_dev {
+	const struct pci_func *pci;
+	uintptr_t common, isr, devcfg, notify_base;
+	uint32_t notify_mul, devcfg_len;
+	uint64_t offered, features;
+	enum virtio_irq irq;
+	unsigned msix_cap, msix_n;
+	uintptr_t msix_table, msix_pba;
+	uint8_t vector_base;
+	int ioapic_pin;
+	const char *error;
+};
+
+bool virtio_open(struct virtio_dev *vd, const struct pci_func *f);
+bool virtio_start(struct virtio_dev *vd, uint64_t wanted, enum virtio_irq irq, uint8_t vector_base);
+bool virtq_setup(struct virtio_dev *vd, struct virtq *q, uint16_t index, uint16_t max_size);
+bool virtio_driver_ok(struct virtio_dev *vd);
+bool virtio_reset(struct virtio_dev *vd);
+uint8_t virtio_status(const struct virtio_dev *vd);
+uint8_t virtio_isr(const struct virtio_dev *vd);
+uint16_t virtio_num_queues(const struct virtio_dev *vd);
+uint64_t virtio_cfg_read(const struct virtio_dev *vd, unsigned off, unsigned size);
+void virtio_msix_mask(const struct virtio_dev *vd, unsigned entry, bool masked);
+bool virtio_msix_pending(const struct virtio_dev *vd, unsigned entry);
+int virtq_add(struct virtq *q, const struct vq_seg *segs, unsigned nout, unsigned nin,
+	      void *cookie);
+void virtq_kick(struct virtq *q);
+bool virtq_get(struct virtq *q, void **cookie, uint32_t *len);
+bool virtq_ready(const struct virtq *q); /* a used entry is waiting */
+void virtq_quiet(struct virtq *q);	 /* ask the device for no interrupts (we poll) */
+bool virtq_wait(struct virtq *q, void **cookie, uint32_t *len, uint64_t ms);
+void test_virtio_irq(void);
+
+/* ---- virtio_blk.c ---- */
+
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+#define VBLK_TIMEOUT 0xFF /* not a device status: no completion in time */
+
+struct vblk_req {
+	uint32_t type, reserved;
+	uint64_t sector;
+	volatile uint8_t status;
+	uint8_t pad[7];
+	uint64_t tag;
+};
+
+struct vblk {
+	struct virtio_dev vd;
+	struct virtq q;
+	uint64_t capacity; /* 512-byte sectors */
+	uint32_t size_max, seg_max, blk_size;
+	struct vblk_req *req; /* one per descriptor head slot */
+	unsigned nreq;
+};
+
+bool vblk_open(struct vblk *b, enum virtio_irq irq, uint8_t vector_base, uint64_t drop_features);
+int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf,
+		uint32_t len);
+uint8_t vblk_sync(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint32_t len);
+uint64_t blk_pattern(uint64_t byte_offset); /* the host's image: one word per 8 bytes */
+void test_virtio_blk(void);
+NORETURN void blk_bench_main(const char *spec);
+
+/* ---- virtio_console.c, virtio_rng.c ---- */
+
+void test_virtio_console(void);
+void test_virtio_rng(void);
 
 /* ---- bench.c / demo.c ---- */
 

@@ -1,0 +1,376 @@
+/*
+ * virtio-blk driver (virtio 1.2, section 5.2) and the "virtio-blk" guest test.
+ * A request is a chain: 16-byte header (device-readable), data, 1-byte status
+ * (device-writable).  Headers and statuses live in one DMA array indexed by a
+ * caller-chosen slot, so many requests can be in flight at once.
+ *
+ * Test command-line words: disk=pattern (the runner wrote blk_pattern() into
+ * the image), blkwrite=1 (the guest may write; the runner checks the file
+ * afterwards), blkro=1 (the disk is read-only), blkid=STRING (GET_ID result).
+ */
+#include "testos.h"
+
+#define F_SIZE_MAX (1ull << 1)
+#define F_SEG_MAX (1ull << 2)
+#define F_RO (1ull << 5)
+#define F_BLK_SIZE (1ull << 6)
+#define F_FLUSH (1ull << 9)
+#define F_DISCARD (1ull << 13)
+#define F_WRITE_ZEROES (1ull << 14)
+
+#define CFG_CAPACITY 0
+#define CFG_SIZE_MAX 8
+#define CFG_SEG_MAX 12
+#define CFG_BLK_SIZE 20
+#define CFG_MAX_DISCARD_SECTORS 36
+#define CFG_MAX_WZ_SECTORS 48
+
+#define MAX_SEGS 64
+
+/* DISCARD and WRITE_ZEROES payload */
+struct vblk_range {
+	uint64_t sector;
+	uint32_t num, flags;
+};
+
+/* Regions the write test touches (sectors); tests/run-virtio.sh knows them. */
+#define WRITE_AT 2048
+#define WRITE_LEN 256
+#define ZERO_AT 4096
+#define ZERO_LEN 64
+#define DISCARD_AT 6144
+#define DISCARD_LEN 64
+
+static const uint64_t wanted = F_SIZE_MAX | F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_DISCARD |
+			       F_WRITE_ZEROES | VIRTIO_F_EVENT_IDX;
+
+bool vblk_open(struct vblk *b, enum virtio_irq irq, uint8_t vector_base, uint64_t drop_features)
+{
+	const struct pci_func *f = pci_find(VIRTIO_VENDOR, VIRTIO_PCI_DEVICE(2), 0);
+	struct virtq q = b->q; /* keeps the ring memory across re-opens */
+	struct vblk_req *req = b->req;
+	unsigned nreq = b->nreq;
+	memset(b, 0, sizeof(*b));
+	b->q.mem = q.mem;
+	b->q.mem_len = q.mem_len;
+	if (!virtio_open(&b->vd, f)) {
+		if (!f)
+			b->vd.error = "no virtio-blk function (1af4:1042)";
+		return false;
+	}
+	if (!virtio_start(&b->vd, wanted & ~drop_features, irq, vector_base))
+		return false;
+	uint64_t feat = b->vd.features;
+	b->capacity = virtio_cfg_read(&b->vd, CFG_CAPACITY, 8);
+	b->size_max = feat & F_SIZE_MAX ? (uint32_t)virtio_cfg_read(&b->vd, CFG_SIZE_MAX, 4) : 0;
+	b->seg_max = feat & F_SEG_MAX ? (uint32_t)virtio_cfg_read(&b->vd, CFG_SEG_MAX, 4) : 0;
+	b->blk_size = feat & F_BLK_SIZE ? (uint32_t)virtio_cfg_read(&b->vd, CFG_BLK_SIZE, 4) : 512;
+	if (!virtq_setup(&b->vd, &b->q, 0, VQ_MAX))
+		return false;
+	if (!req || nreq < b->q.size) {
+		req = page_alloc(sizeof(*req) * b->q.size);
+		nreq = b->q.size;
+	}
+	b->req = req;
+	b->nreq = nreq;
+	if (!req) {
+		b->vd.error = "out of memory for request headers";
+		return false;
+	}
+	return virtio_driver_ok(&b->vd);
+}
+
+static bool data_in(uint32_t type)
+{
+	return type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+}
+
+/* -1 when the ring is full or the buffer needs more segments than allowed. */
+int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf,
+		uint32_t len)
+{
+	struct vq_seg segs[MAX_SEGS + 2];
+	struct vblk_req *r = &b->req[slot];
+	unsigned n = 0;
+	r->type = type;
+	r->reserved = 0;
+	r->sector = sector;
+	r->status = VBLK_TIMEOUT;
+	r->tag = slot;
+	segs[n++] = (struct vq_seg){r, 16};
+	uint32_t chunk = b->size_max ? b->size_max : len;
+	for (uint32_t off = 0; off < len; off += chunk) {
+		if (n > MAX_SEGS || (b->seg_max && n > b->seg_max))
+			return -1;
+		segs[n++] = (struct vq_seg){(uint8_t *)buf + off,
+					    len - off < chunk ? len - off : chunk};
+	}
+	segs[n++] = (struct vq_seg){(const void *)&r->status, 1};
+	unsigned nout = data_in(type) ? 1 : n - 1;
+	return virtq_add(&b->q, segs, nout, n - nout, r);
+}
+
+/* One request, polled to completion: the device status, or VBLK_TIMEOUT. */
+uint8_t vblk_sync(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint32_t len)
+{
+	if (vblk_submit(b, 0, type, sector, buf, len) < 0)
+		return VBLK_TIMEOUT;
+	virtq_kick(&b->q);
+	void *cookie;
+	uint32_t used;
+	if (!virtq_wait(&b->q, &cookie, &used, 5000))
+		return VBLK_TIMEOUT;
+	return ((struct vblk_req *)cookie)->status;
+}
+
+uint64_t blk_pattern(uint64_t byte_offset)
+{
+	return (byte_offset / 8 + 1) * 0x9E3779B97F4A7C15ull;
+}
+
+/* Byte offset of the first word that differs from the pattern (inverted for
+ * what the guest writes), or -1. */
+static int64_t pattern_diff(const void *buf, uint64_t sector, uint32_t len, bool inverted)
+{
+	const uint64_t *w = buf;
+	for (uint32_t i = 0; i < len / 8; i++) {
+		uint64_t want = blk_pattern(sector * 512 + 8ull * i);
+		if (w[i] != (inverted ? ~want : want))
+			return 8 * (int64_t)i;
+	}
+	return -1;
+}
+
+static void fill_pattern(void *buf, uint64_t sector, uint32_t len, bool inverted)
+{
+	uint64_t *w = buf;
+	for (uint32_t i = 0; i < len / 8; i++) {
+		uint64_t v = blk_pattern(sector * 512 + 8ull * i);
+		w[i] = inverted ? ~v : v;
+	}
+}
+
+static const char *status_name(uint8_t s)
+{
+	switch (s) {
+	case VIRTIO_BLK_S_OK:
+		return "OK";
+	case VIRTIO_BLK_S_IOERR:
+		return "IOERR";
+	case VIRTIO_BLK_S_UNSUPP:
+		return "UNSUPP";
+	case VBLK_TIMEOUT:
+		return "no completion in 5 s";
+	}
+	return "bad status";
+}
+
+static bool check_read(struct vblk *b, uint8_t *buf, uint64_t sector, uint32_t len, bool pattern)
+{
+	uint8_t s = vblk_sync(b, VIRTIO_BLK_T_IN, sector, buf, len);
+	if (!tap_check(s == VIRTIO_BLK_S_OK, "read sector %lu len %u: %s", sector, len,
+		       status_name(s)))
+		return false;
+	int64_t d = pattern ? pattern_diff(buf, sector, len, false) : -1;
+	return tap_check(d < 0, "read sector %lu len %u: wrong data at byte %ld", sector, len, d);
+}
+
+/* Several reads in flight at once, one notification, completions in any order. */
+static void batch_reads(struct vblk *b, uint8_t *buf, bool pattern)
+{
+	enum { N = 16 };
+	uint64_t sectors[N];
+	uint64_t x = 0x243F6A8885A308D3ull;
+	unsigned done = 0;
+	for (unsigned i = 0; i < N; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		sectors[i] = x % (b->capacity - 8);
+		if (!tap_check(vblk_submit(b, i, VIRTIO_BLK_T_IN, sectors[i], buf + 4096 * i,
+					   4096) >= 0,
+			       "batch: could not queue request %u", i))
+			return;
+	}
+	virtq_kick(&b->q);
+	uint64_t end = deadline_ms(5000);
+	while (done < N && !expired(end)) {
+		void *cookie;
+		uint32_t len;
+		if (!virtq_get(&b->q, &cookie, &len)) {
+			cpu_relax();
+			continue;
+		}
+		done++;
+		if (!tap_check(cookie, "batch: %s", b->vd.error ? b->vd.error : "bad completion"))
+			continue;
+		struct vblk_req *r = cookie;
+		unsigned i = (unsigned)r->tag;
+		tap_check(r->status == VIRTIO_BLK_S_OK, "batch read %u (sector %lu): %s", i,
+			  sectors[i], status_name(r->status));
+		tap_check(len >= 4097, "batch read %u: used length %u, want >= 4097", i, len);
+		int64_t d = pattern ? pattern_diff(buf + 4096 * i, sectors[i], 4096, false) : -1;
+		tap_check(d < 0, "batch read %u (sector %lu): wrong data at byte %ld", i,
+			  sectors[i], d);
+	}
+	tap_check(done == N, "batch: %u of %u completions in 5 s", done, N);
+	tap_note("batch of %u reads: %lu notifications for %lu kicks so far", N, b->q.notifies,
+		 b->q.kicks);
+}
+
+static void write_tests(struct vblk *b, uint8_t *buf, bool pattern)
+{
+	uint32_t len = WRITE_LEN * 512;
+	fill_pattern(buf, WRITE_AT, len, true);
+	/* two requests in one batch */
+	bool queued = vblk_submit(b, 0, VIRTIO_BLK_T_OUT, WRITE_AT, buf, len / 2) >= 0 &&
+		      vblk_submit(b, 1, VIRTIO_BLK_T_OUT, WRITE_AT + WRITE_LEN / 2, buf + len / 2,
+				  len / 2) >= 0;
+	if (!tap_check(queued, "could not queue the writes"))
+		return;
+	virtq_kick(&b->q);
+	for (int i = 0; i < 2; i++) {
+		void *cookie;
+		uint32_t used;
+		if (!tap_check(virtq_wait(&b->q, &cookie, &used, 5000) && cookie,
+			       "write %d: no completion", i))
+			return;
+		struct vblk_req *r = cookie;
+		tap_check(r->status == VIRTIO_BLK_S_OK, "write at sector %lu: %s", r->sector,
+			  status_name(r->status));
+	}
+	if (b->vd.features & F_FLUSH) {
+		uint8_t s = vblk_sync(b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0);
+		tap_check(s == VIRTIO_BLK_S_OK, "flush: %s", status_name(s));
+	} else {
+		tap_note("VIRTIO_BLK_F_FLUSH not offered");
+	}
+	memset(buf, 0, len);
+	uint8_t s = vblk_sync(b, VIRTIO_BLK_T_IN, WRITE_AT, buf, len);
+	int64_t d = pattern_diff(buf, WRITE_AT, len, true);
+	tap_check(s == VIRTIO_BLK_S_OK && d < 0, "read back of written sectors: %s, diff at %ld",
+		  status_name(s), d);
+	tap_note("wrote sectors %u-%u", WRITE_AT, WRITE_AT + WRITE_LEN - 1);
+
+	struct vblk_range *seg = (void *)(buf + len);
+	if (b->vd.features & F_WRITE_ZEROES) {
+		uint32_t max = (uint32_t)virtio_cfg_read(&b->vd, CFG_MAX_WZ_SECTORS, 4);
+		*seg = (struct vblk_range){ZERO_AT, ZERO_LEN, 0};
+		tap_check(max >= ZERO_LEN, "max_write_zeroes_sectors %u < %u", max, ZERO_LEN);
+		s = vblk_sync(b, VIRTIO_BLK_T_WRITE_ZEROES, 0, seg, sizeof(*seg));
+		tap_check(s == VIRTIO_BLK_S_OK, "write zeroes: %s", status_name(s));
+		memset(buf, 0xAA, ZERO_LEN * 512);
+		s = vblk_sync(b, VIRTIO_BLK_T_IN, ZERO_AT, buf, ZERO_LEN * 512);
+		bool zero = true;
+		for (uint32_t i = 0; i < ZERO_LEN * 512; i++)
+			zero &= !buf[i];
+		tap_check(s == VIRTIO_BLK_S_OK && zero, "zeroed sectors do not read as zero (%s)",
+			  status_name(s));
+		tap_note("write-zeroes sectors %u-%u", ZERO_AT, ZERO_AT + ZERO_LEN - 1);
+	} else {
+		tap_note("VIRTIO_BLK_F_WRITE_ZEROES not offered");
+	}
+	if (b->vd.features & F_DISCARD) {
+		uint32_t max = (uint32_t)virtio_cfg_read(&b->vd, CFG_MAX_DISCARD_SECTORS, 4);
+		*seg = (struct vblk_range){DISCARD_AT, DISCARD_LEN, 0};
+		tap_check(max >= DISCARD_LEN, "max_discard_sectors %u < %u", max, DISCARD_LEN);
+		s = vblk_sync(b, VIRTIO_BLK_T_DISCARD, 0, seg, sizeof(*seg));
+		tap_check(s == VIRTIO_BLK_S_OK, "discard: %s", status_name(s));
+		tap_note("discard sectors %u-%u", DISCARD_AT, DISCARD_AT + DISCARD_LEN - 1);
+	} else {
+		tap_note("VIRTIO_BLK_F_DISCARD not offered");
+	}
+	if (b->vd.features & F_FLUSH) {
+		s = vblk_sync(b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0);
+		tap_check(s == VIRTIO_BLK_S_OK, "final flush: %s", status_name(s));
+	}
+	(void)pattern;
+}
+
+static void readonly_tests(struct vblk *b, uint8_t *buf, bool pattern)
+{
+	tap_check(b->vd.offered & F_RO, "blkro=1 but VIRTIO_BLK_F_RO not offered");
+	fill_pattern(buf, 10, 4096, true);
+	uint8_t s = vblk_sync(b, VIRTIO_BLK_T_OUT, 10, buf, 4096);
+	tap_check(s == VIRTIO_BLK_S_IOERR, "write to a read-only disk: %s, want IOERR",
+		  status_name(s));
+	check_read(b, buf, 10, 4096, pattern);
+}
+
+static void get_id(struct vblk *b, uint8_t *buf)
+{
+	memset(buf, 0xEE, 20);
+	uint8_t s = vblk_sync(b, VIRTIO_BLK_T_GET_ID, 0, buf, 20);
+	if (!tap_check(s == VIRTIO_BLK_S_OK, "GET_ID: %s", status_name(s)))
+		return;
+	char id[21];
+	memcpy(id, buf, 20);
+	id[20] = 0;
+	size_t n = strlen(id);
+	bool printable = true;
+	for (size_t i = 0; i < n; i++)
+		printable &= id[i] >= 0x20 && id[i] < 0x7F;
+	tap_check(printable, "GET_ID: not printable");
+	tap_note("GET_ID \"%s\"", id);
+	const char *want = cmdline_get("blkid");
+	if (want)
+		tap_check(!strcmp(id, want), "GET_ID \"%s\", want \"%s\"", id, want);
+}
+
+/* Reset with requests possibly in flight, then a full re-initialisation. */
+static void reset_tests(struct vblk *b, uint8_t *buf, bool pattern)
+{
+	for (unsigned i = 0; i < 8; i++)
+		vblk_submit(b, i, VIRTIO_BLK_T_IN, 8 * i, buf + 4096 * i, 4096);
+	virtq_kick(&b->q);
+	tap_check(virtio_reset(&b->vd), "reset: %s", b->vd.error);
+	if (!tap_check(vblk_open(b, VIRTIO_IRQ_MSIX, 0x40, 0), "re-initialisation: %s",
+		       b->vd.error))
+		return;
+	check_read(b, buf, 0, 4096, pattern);
+	check_read(b, buf, b->capacity - 8, 4096, pattern);
+	tap_note("reset and re-initialised; reads work");
+}
+
+void test_virtio_blk(void)
+{
+	static struct vblk b;
+	static uint8_t *buf;
+	bool pattern = cmdline_get("disk") && !strcmp(cmdline_get("disk"), "pattern");
+	if (!buf)
+		buf = page_alloc(256 * 1024);
+	if (!tap_check(buf, "out of memory"))
+		return;
+	if (!tap_check(vblk_open(&b, VIRTIO_IRQ_MSIX, 0x40, 0), "%s", b.vd.error))
+		return;
+	tap_note("00:%02x.%u offered 0x%lx negotiated 0x%lx; %lu sectors, blk_size %u, "
+		 "seg_max %u, size_max %u, queue size %u, %u queues, MSI-X %u vectors",
+		 b.vd.pci->dev, b.vd.pci->fn, b.vd.offered, b.vd.features, b.capacity, b.blk_size,
+		 b.seg_max, b.size_max, b.q.size, virtio_num_queues(&b.vd), b.vd.msix_n);
+	if (!tap_check(b.capacity >= 8192, "capacity %lu sectors, the test needs 8192", b.capacity))
+		return;
+	check_read(&b, buf, 0, 512, pattern);
+	check_read(&b, buf, 1, 4096, pattern);
+	check_read(&b, buf, 333, 65536, pattern);
+	check_read(&b, buf, b.capacity - 1, 512, pattern);
+	batch_reads(&b, buf, pattern);
+
+	uint8_t s = vblk_sync(&b, VIRTIO_BLK_T_IN, b.capacity, buf, 512);
+	tap_check(s == VIRTIO_BLK_S_IOERR, "read past the end: %s, want IOERR", status_name(s));
+	s = vblk_sync(&b, VIRTIO_BLK_T_IN, b.capacity - 1, buf, 1024);
+	tap_check(s == VIRTIO_BLK_S_IOERR, "read across the end: %s, want IOERR", status_name(s));
+	s = vblk_sync(&b, 0x7777, 0, buf, 512);
+	tap_check(s == VIRTIO_BLK_S_UNSUPP, "unknown request type: %s, want UNSUPP",
+		  status_name(s));
+
+	get_id(&b, buf);
+	if (cmdline_get("blkro"))
+		readonly_tests(&b, buf, pattern);
+	else
+		tap_check(!(b.vd.offered & F_RO), "VIRTIO_BLK_F_RO offered on a writable disk");
+	if (cmdline_get("blkwrite") && !cmdline_get("blkro"))
+		write_tests(&b, buf, pattern);
+	reset_tests(&b, buf, pattern);
+	tap_check(!b.vd.error, "%s", b.vd.error);
+	virtio_reset(&b.vd);
+}
