@@ -7,19 +7,19 @@
 #include "testos.h"
 
 static const struct testcase tests[] = {
-	{"multiboot", test_multiboot},
-	{"uart", test_uart},
-	{"uart-irq", test_uart_irq},
-	{"cmos", test_cmos},
-	{"testdev", test_testdev},
-	{"unhooked", test_unhooked},
-	{"hooks", test_hooks},
-	{"smp", test_smp},
-	{"pci", test_pci},
-	{"virtio-blk", test_virtio_blk},
-	{"virtio-irq", test_virtio_irq},
-	{"virtio-console", test_virtio_console},
-	{"virtio-rng", test_virtio_rng},
+	{"multiboot", test_multiboot, false},
+	{"uart", test_uart, false},
+	{"uart-irq", test_uart_irq, false},
+	{"cmos", test_cmos, false},
+	{"testdev", test_testdev, false},
+	{"unhooked", test_unhooked, false},
+	{"hooks", test_hooks, false},
+	{"smp", test_smp, false},
+	{"pci", test_pci, true},
+	{"virtio-blk", test_virtio_blk, true},
+	{"virtio-irq", test_virtio_irq, true},
+	{"virtio-console", test_virtio_console, true},
+	{"virtio-rng", test_virtio_rng, true},
 };
 
 static char diag[4096];
@@ -118,10 +118,12 @@ static int run_list(const char *list)
 {
 	unsigned total = 0, failed = 0;
 	if (!list) {
-		total = ARRAY_SIZE(tests);
+		for (unsigned i = 0; i < ARRAY_SIZE(tests); i++)
+			total += !tests[i].named_only;
 		kprintf("1..%u\n", total);
-		for (unsigned i = 0; i < total; i++)
-			failed += !run_one(i + 1, tests[i].name, strlen(tests[i].name));
+		for (unsigned i = 0, n = 0; i < ARRAY_SIZE(tests); i++)
+			if (!tests[i].named_only)
+				failed += !run_one(++n, tests[i].name, strlen(tests[i].name));
 		return failed;
 	}
 	for (const char *p = list; *p;) {

@@ -209,6 +209,7 @@ bool on_hearth(void);
 struct testcase {
 	const char *name;
 	void (*run)(void);
+	bool named_only; /* needs devices a plain "test" run has no reason to add */
 };
 
 int tap_run(const char *list);
