@@ -81,8 +81,9 @@ fail:
 	return NULL;
 }
 
-/* The serial setting names COM1's backend. */
-static struct json_object *serial_backend(const char *spec, const char *where)
+/* A char backend spec (serial, console): "stdio", "file:P", "socket:P", "pty". */
+static struct json_object *char_backend(const char *key, const char *spec, const char *id,
+					const char *frontend, const char *where)
 {
 	struct json_object *b = json_object_new_object();
 	const char *cls = NULL, *path = NULL;
@@ -97,16 +98,106 @@ static struct json_object *serial_backend(const char *spec, const char *where)
 		cls = "char-socket", path = spec + 7;
 	if (!cls || (path && !*path)) {
 		json_object_put(b);
-		hearth_err("%s: serial '%s': expected stdio, file:PATH, socket:PATH, pty or none",
-			   where, spec);
+		hearth_err("%s: %s '%s': expected stdio, file:PATH, socket:PATH, pty or none",
+			   where, key, spec);
 		return NULL;
 	}
 	json_object_object_add(b, "class", json_object_new_string(cls));
-	json_object_object_add(b, "id", json_object_new_string("serial0"));
-	json_object_object_add(b, "frontend", json_object_new_string("com1"));
+	json_object_object_add(b, "id", json_object_new_string(id));
+	json_object_object_add(b, "frontend", json_object_new_string(frontend));
 	if (path)
 		json_object_object_add(b, "path", json_object_new_string(path));
 	return b;
+}
+
+/* Copy key from src to dst when present. */
+static void copy_key(struct json_object *dst, struct json_object *src, const char *key)
+{
+	struct json_object *v;
+
+	if (json_object_object_get_ex(src, key, &v))
+		json_object_object_add(dst, key, json_object_get(v));
+}
+
+/* A disk is a virtio-blk frontend and a blk-file backend joined by the disk's id. */
+static int add_disks(struct json_object *tree, struct json_object *all, const char *where)
+{
+	static const char *const keys[] = {"path", "readonly", "direct", "id", "queues"};
+	struct json_object *disks, *v;
+
+	if (!json_object_object_get_ex(tree, "disks", &disks))
+		return 0;
+	if (!json_object_is_type(disks, json_type_array))
+		return hearth_err("%s: key 'disks': expected an array", where);
+	for (size_t i = 0; i < json_object_array_length(disks); i++) {
+		struct json_object *d = json_object_array_get_idx(disks, i);
+		char id[HEARTH_NAME_MAX + 1], be_id[HEARTH_NAME_MAX + 8];
+
+		if (!json_object_is_type(d, json_type_object) ||
+		    !json_object_object_get_ex(d, "path", &v) ||
+		    !json_object_is_type(v, json_type_string))
+			return hearth_err("%s: disks[%zu]: expected an object with a 'path' string",
+					  where, i);
+		json_object_object_foreach(d, k, val)
+		{
+			bool known = false;
+			(void)val;
+			for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]) && !known; j++)
+				known = strcmp(k, keys[j]) == 0;
+			if (!known)
+				return hearth_err("%s: disks[%zu]: unknown key '%s'", where, i, k);
+		}
+		if (json_object_object_get_ex(d, "id", &v)) {
+			if (!json_object_is_type(v, json_type_string) ||
+			    strlen(json_object_get_string(v)) > HEARTH_NAME_MAX)
+				return hearth_err("%s: disks[%zu]: key 'id': expected a device id",
+						  where, i);
+			snprintf(id, sizeof(id), "%s", json_object_get_string(v));
+		} else {
+			snprintf(id, sizeof(id), "disk%zu", i);
+		}
+		snprintf(be_id, sizeof(be_id), "%s-file", id);
+		struct json_object *fe = json_object_new_object(), *be = json_object_new_object();
+		json_object_object_add(fe, "class", json_object_new_string("virtio-blk"));
+		json_object_object_add(fe, "id", json_object_new_string(id));
+		copy_key(fe, d, "queues");
+		json_object_object_add(be, "class", json_object_new_string("blk-file"));
+		json_object_object_add(be, "id", json_object_new_string(be_id));
+		json_object_object_add(be, "frontend", json_object_new_string(id));
+		copy_key(be, d, "path");
+		copy_key(be, d, "readonly");
+		copy_key(be, d, "direct");
+		json_object_array_add(all, fe);
+		json_object_array_add(all, be);
+	}
+	return 0;
+}
+
+/* "path=F,readonly=on,..." → {"path": "F", "readonly": "on", ...} */
+struct json_object *vmconfig_disk_from_spec(const char *spec)
+{
+	char *copy = strdup(spec), *save = NULL;
+	struct json_object *disk = json_object_new_object();
+
+	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq || eq == tok) {
+			hearth_err("--disk '%s': '%s' is not key=value", spec, tok);
+			goto fail;
+		}
+		*eq = 0;
+		if (json_object_object_get_ex(disk, tok, NULL)) {
+			hearth_err("--disk '%s': key '%s' given twice", spec, tok);
+			goto fail;
+		}
+		json_object_object_add(disk, tok, json_object_new_string(eq + 1));
+	}
+	free(copy);
+	return disk;
+fail:
+	free(copy);
+	json_object_put(disk);
+	return NULL;
 }
 
 static struct json_object *fixed_device(const char *cls, const char *id)
@@ -211,14 +302,16 @@ static int parse_modules(struct json_object *tree, const char *where, struct vm_
 	return 0;
 }
 
-static const char *const top_keys[] = {"cpus",	  "memory",   "kernel", "cmdline",
-				       "modules", "firmware", "serial", "devices"};
+static const char *const top_keys[] = {
+	"cpus",	    "memory", "kernel",	 "cmdline", "modules",
+	"firmware", "serial", "console", "disks",   "devices",
+};
 
 int vmconfig_finish(struct json_object *tree, const char *where, struct vm_config *cfg)
 {
 	struct hearth_cfg *top = NULL;
 	struct json_object *devs, *all;
-	const char *serial = NULL;
+	const char *serial = NULL, *console = NULL;
 	uint64_t cpus;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -247,7 +340,8 @@ int vmconfig_finish(struct json_object *tree, const char *where, struct vm_confi
 	if (get_string(tree, "kernel", where, &cfg->kernel) < 0 ||
 	    get_string(tree, "cmdline", where, &cfg->cmdline) < 0 ||
 	    get_string(tree, "firmware", where, &cfg->firmware) < 0 ||
-	    get_string(tree, "serial", where, &serial) < 0 || parse_modules(tree, where, cfg) < 0)
+	    get_string(tree, "serial", where, &serial) < 0 ||
+	    get_string(tree, "console", where, &console) < 0 || parse_modules(tree, where, cfg) < 0)
 		return -1;
 	if (cfg->kernel && cfg->firmware)
 		return hearth_err("%s: 'kernel' and 'firmware' exclude each other", where);
@@ -273,15 +367,39 @@ int vmconfig_finish(struct json_object *tree, const char *where, struct vm_confi
 	json_object_array_add(all, fixed_device("i8042", "i8042"));
 	json_object_array_add(all, fixed_device("cmos", "cmos"));
 	json_object_array_add(all, fixed_device("port80", "port80"));
+	json_object_array_add(all, fixed_device("pci-host", "pci0"));
+	/* one terminal, one owner: a stdio console takes stdio from the serial default */
+	if (console && !strcmp(console, "stdio")) {
+		if (serial && !strcmp(serial, "stdio")) {
+			json_object_put(all);
+			return hearth_err("%s: 'serial' and 'console' cannot both be stdio", where);
+		}
+		if (!serial)
+			serial = "none";
+	}
 	if (!serial)
 		serial = "stdio";
 	if (strcmp(serial, "none") != 0) {
-		struct json_object *b = serial_backend(serial, where);
+		struct json_object *b = char_backend("serial", serial, "serial0", "com1", where);
 		if (!b) {
 			json_object_put(all);
 			return -1;
 		}
 		json_object_array_add(all, b);
+	}
+	if (console && strcmp(console, "none") != 0) {
+		struct json_object *b =
+			char_backend("console", console, "console0-out", "console0", where);
+		if (!b) {
+			json_object_put(all);
+			return -1;
+		}
+		json_object_array_add(all, fixed_device("virtio-console", "console0"));
+		json_object_array_add(all, b);
+	}
+	if (add_disks(tree, all, where) < 0) {
+		json_object_put(all);
+		return -1;
 	}
 	for (size_t i = 0; i < json_object_array_length(devs); i++)
 		json_object_array_add(all, json_object_get(json_object_array_get_idx(devs, i)));

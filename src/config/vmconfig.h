@@ -29,5 +29,7 @@ int vmconfig_merge_file(struct json_object *tree, const char *path);
 /* Check every key and type; fills cfg (which keeps a reference to tree). */
 int vmconfig_finish(struct json_object *tree, const char *where, struct vm_config *cfg);
 void vmconfig_free(struct vm_config *cfg);
-/* Parse "CLASS[,key=value...]" into a device object; "serial" spec into a backend object. */
+/* Parse "CLASS[,key=value...]" into a device object. */
 struct json_object *vmconfig_device_from_spec(const char *spec);
+/* Parse "path=FILE[,readonly=on][,direct=on][,id=ID][,queues=N]" into a disk object. */
+struct json_object *vmconfig_disk_from_spec(const char *spec);

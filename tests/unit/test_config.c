@@ -64,11 +64,12 @@ static void defaults(void **state)
 	assert_string_equal(cfg.kernel, "k");
 	assert_null(cfg.cmdline);
 	/* fixed devices, then the stdio backend of com1 */
-	assert_int_equal(json_object_array_length(cfg.devices), 5);
+	assert_int_equal(json_object_array_length(cfg.devices), 6);
 	assert_string_equal(dev_str(&cfg, 0, "id"), "com1");
 	assert_string_equal(dev_str(&cfg, 0, "class"), "uart8250");
-	assert_string_equal(dev_str(&cfg, 4, "class"), "char-stdio");
-	assert_string_equal(dev_str(&cfg, 4, "frontend"), "com1");
+	assert_string_equal(dev_str(&cfg, 4, "class"), "pci-host");
+	assert_string_equal(dev_str(&cfg, 5, "class"), "char-stdio");
+	assert_string_equal(dev_str(&cfg, 5, "frontend"), "com1");
 	vmconfig_free(&cfg);
 }
 
@@ -90,25 +91,75 @@ static void flags(void **state)
 	assert_string_equal(cfg.modules[0].string, "m1"); /* the path when none given */
 	assert_string_equal(cfg.modules[1].path, "m2");
 	assert_string_equal(cfg.modules[1].string, "two words");
-	assert_string_equal(dev_str(&cfg, 4, "class"), "char-file");
-	assert_string_equal(dev_str(&cfg, 4, "path"), "/tmp/x");
+	assert_string_equal(dev_str(&cfg, 5, "class"), "char-file");
+	assert_string_equal(dev_str(&cfg, 5, "path"), "/tmp/x");
 	/* ids: the class name, then class name + 1 */
-	assert_string_equal(dev_str(&cfg, 5, "id"), "testdev");
-	assert_string_equal(dev_str(&cfg, 5, "port"), "0x800");
-	assert_string_equal(dev_str(&cfg, 6, "id"), "testdev1");
+	assert_string_equal(dev_str(&cfg, 6, "id"), "testdev");
+	assert_string_equal(dev_str(&cfg, 6, "port"), "0x800");
+	assert_string_equal(dev_str(&cfg, 7, "id"), "testdev1");
 	vmconfig_free(&cfg);
 
 	assert_int_equal(PARSE(&cfg, "--kernel", "k", "--serial", "none"), 0);
-	assert_int_equal(json_object_array_length(cfg.devices), 4);
+	assert_int_equal(json_object_array_length(cfg.devices), 5);
 	vmconfig_free(&cfg);
 	assert_int_equal(PARSE(&cfg, "--kernel", "k", "--serial", "socket:/tmp/s"), 0);
-	assert_string_equal(dev_str(&cfg, 4, "class"), "char-socket");
+	assert_string_equal(dev_str(&cfg, 5, "class"), "char-socket");
 	vmconfig_free(&cfg);
 	assert_int_equal(PARSE(&cfg, "--kernel", "k", "--serial", "pty"), 0);
-	assert_string_equal(dev_str(&cfg, 4, "class"), "char-pty");
+	assert_string_equal(dev_str(&cfg, 5, "class"), "char-pty");
 	vmconfig_free(&cfg);
 	assert_int_equal(PARSE(&cfg, "--firmware", "rom"), 0);
 	assert_string_equal(cfg.firmware, "rom");
+	vmconfig_free(&cfg);
+}
+
+static void disks_and_console(void **state)
+{
+	struct vm_config cfg;
+	enum cli_cmd cmd;
+	(void)state;
+
+	assert_int_equal(PARSE(&cfg, "--kernel", "k", "--disk", "path=/a.img", "--disk",
+			       "path=/b.img,readonly=on,direct=on,id=data,queues=4", "--console",
+			       "socket:/tmp/c"),
+			 0);
+	/* serial backend, console + backend, two disks of two devices each */
+	assert_int_equal(json_object_array_length(cfg.devices), 12);
+	assert_string_equal(dev_str(&cfg, 6, "class"), "virtio-console");
+	assert_string_equal(dev_str(&cfg, 7, "class"), "char-socket");
+	assert_string_equal(dev_str(&cfg, 7, "frontend"), "console0");
+	assert_string_equal(dev_str(&cfg, 8, "id"), "disk0");
+	assert_string_equal(dev_str(&cfg, 8, "class"), "virtio-blk");
+	assert_string_equal(dev_str(&cfg, 9, "class"), "blk-file");
+	assert_string_equal(dev_str(&cfg, 9, "frontend"), "disk0");
+	assert_string_equal(dev_str(&cfg, 9, "path"), "/a.img");
+	assert_string_equal(dev_str(&cfg, 10, "id"), "data");
+	assert_string_equal(dev_str(&cfg, 10, "queues"), "4");
+	assert_string_equal(dev_str(&cfg, 11, "id"), "data-file");
+	assert_string_equal(dev_str(&cfg, 11, "readonly"), "on");
+	assert_string_equal(dev_str(&cfg, 11, "direct"), "on");
+	vmconfig_free(&cfg);
+
+	/* a stdio console takes the terminal from the default serial */
+	assert_int_equal(PARSE(&cfg, "--kernel", "k", "--console", "stdio"), 0);
+	assert_string_equal(dev_str(&cfg, 5, "class"), "virtio-console");
+	assert_string_equal(dev_str(&cfg, 6, "class"), "char-stdio");
+	vmconfig_free(&cfg);
+	expect_error(PARSE(&cfg, "--kernel", "k", "--console", "stdio", "--serial", "stdio"),
+		     "'serial' and 'console'", NULL);
+	vmconfig_free(&cfg);
+	expect_error(PARSE(&cfg, "--kernel", "k", "--console", "tty"), "console 'tty'", NULL);
+	vmconfig_free(&cfg);
+	expect_error(PARSE(&cfg, "--kernel", "k", "--disk", "readonly=on"), "disks[0]", "'path'");
+	vmconfig_free(&cfg);
+	expect_error(PARSE(&cfg, "--kernel", "k", "--disk", "path=/a,colour=red"), "disks[0]",
+		     "unknown key 'colour'");
+	vmconfig_free(&cfg);
+	expect_error(PARSE(&cfg, "--kernel", "k", "--disk", "path=/a,path=/b"), "given twice",
+		     NULL);
+	vmconfig_free(&cfg);
+	expect_error(PARSE(&cfg, "--kernel", "k", "--disk", "/a.img"), "--disk '/a.img'",
+		     "key=value");
 	vmconfig_free(&cfg);
 }
 
@@ -196,9 +247,9 @@ static void json_file(void **state)
 	assert_int_equal(cfg.cpus, 3);
 	assert_int_equal(cfg.memory, 64u << 20);
 	assert_string_equal(cfg.modules[0].string, "s");
-	assert_int_equal(json_object_array_length(cfg.devices), 6);
-	assert_string_equal(dev_str(&cfg, 4, "id"), "t");
-	assert_string_equal(dev_str(&cfg, 5, "id"), "p2");
+	assert_int_equal(json_object_array_length(cfg.devices), 7);
+	assert_string_equal(dev_str(&cfg, 5, "id"), "t");
+	assert_string_equal(dev_str(&cfg, 6, "id"), "p2");
 	vmconfig_free(&cfg);
 	unlink(json_path);
 }
@@ -246,9 +297,10 @@ static void json_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults),  cmocka_unit_test(flags),
-		cmocka_unit_test(commands),  cmocka_unit_test(flag_errors),
-		cmocka_unit_test(json_file), cmocka_unit_test(json_errors),
+		cmocka_unit_test(defaults),	     cmocka_unit_test(flags),
+		cmocka_unit_test(disks_and_console), cmocka_unit_test(commands),
+		cmocka_unit_test(flag_errors),	     cmocka_unit_test(json_file),
+		cmocka_unit_test(json_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
