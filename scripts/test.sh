@@ -11,3 +11,6 @@ ninja -C build-asan
 meson test -C build --print-errorlogs --num-processes 2
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C build-asan --print-errorlogs --num-processes 2 --suite unit --suite guest
+# The libFuzzer targets (virtqueue + virtio-blk, checkpoint state file), briefly; longer by
+# hand with `sh fuzz/run.sh SECONDS`. A crash fails the run.
+sh fuzz/run.sh 15
