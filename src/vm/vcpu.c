@@ -240,6 +240,10 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
 
+	/* a pause asked for before this thread existed (the control API serves before vm_run)
+	 * kicked no one: honour it before the guest runs an instruction */
+	if (atomic_load(&vm->pause_req))
+		vcpu_park(c);
 	while (!atomic_load(&vm->stopping)) {
 		int r = kvm_vcpu_run(&c->kvm);
 		if (r == -EINTR || r == -EAGAIN) {
