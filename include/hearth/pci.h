@@ -146,6 +146,14 @@ void hearth_pci_intx(struct hearth_pci_func *f, int level);
  * and masked, no pending bits, INTx low (machine reset). */
 void hearth_pci_func_reset(struct hearth_pci_func *f);
 
+/* Checkpoints, from the owning device's save and load ops: configuration space, INTx request,
+ * MSI-X table and pending bits as fields "pci.*" of its context. Load takes only the bits
+ * the guest can write (refusing a function whose read-only bits differ), then maps BARs,
+ * routes vectors and drives INTx as the registers say. */
+struct hearth_ckpt;
+int hearth_pci_func_save(struct hearth_pci_func *f, struct hearth_ckpt *ck);
+int hearth_pci_func_load(struct hearth_pci_func *f, struct hearth_ckpt *ck);
+
 /* Where things are, for devices and tests. */
 unsigned hearth_pci_slot(const struct hearth_pci_func *f);
 /* Current base of BAR idx while it is mapped, else 0. */

@@ -262,6 +262,26 @@ int msix_notify(struct msix *m, unsigned vector)
 	return 0;
 }
 
+void msix_get_table(const struct msix *m, uint8_t *table, uint8_t *pending)
+{
+	for (unsigned i = 0; i < m->nvec; i++) {
+		memcpy(table + i * ENTRY_SIZE, m->v[i].entry, ENTRY_SIZE);
+		pending[i] = m->v[i].pending;
+	}
+}
+
+void msix_set_table(struct msix *m, const uint8_t *table, const uint8_t *pending)
+{
+	for (unsigned i = 0; i < m->nvec; i++) {
+		struct msix_vector *v = &m->v[i];
+		for (unsigned b = 0; b < ENTRY_SIZE; b++)
+			v->entry[b] = (uint8_t)((v->entry[b] & ~entry_wmask[b]) |
+						(table[i * ENTRY_SIZE + b] & entry_wmask[b]));
+		v->pending = pending[i] != 0;
+		v->route_stale = true;
+	}
+}
+
 bool msix_is_enabled(const struct msix *m)
 {
 	return m && m->enabled;

@@ -601,6 +601,18 @@ void hearth_pci_func_free(struct hearth_pci_func *f)
 	free(f);
 }
 
+/* After a checkpoint put back cfg, the MSI-X table and intx_req: map the BARs, route the
+ * vectors and drive the line as the registers now say (pci_ckpt.c). */
+void pci_func_refresh(struct hearth_pci_func *f)
+{
+	if (f->msix) {
+		uint16_t ctrl = (uint16_t)get(f->cfg, f->msix_cap + 2, 2);
+		msix_control(f->msix, ctrl & MSIX_CTRL_ENABLE, ctrl & MSIX_CTRL_MASK);
+	}
+	bars_update(f);
+	intx_update(f);
+}
+
 void hearth_pci_func_reset(struct hearth_pci_func *f)
 {
 	if (f->plugged && f->bus)

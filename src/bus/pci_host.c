@@ -14,6 +14,7 @@
 #include "bus/pci_internal.h"
 #include "config/cfg.h"
 #include "dev/machine.h"
+#include "hearth/checkpoint.h"
 #include "x86/mptable.h"
 
 #define CF8_PORT 0xCF8
@@ -309,6 +310,30 @@ static void host_reset(struct hearth_dev *dev)
 	h->rcr = 0;
 }
 
+static int host_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct pci_host *h = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_set_version(ck, 1) < 0 || hearth_ckpt_put_u32(ck, "cf8", h->cf8) < 0 ||
+	    hearth_ckpt_put_u8(ck, "rcr", h->rcr) < 0)
+		return -1;
+	return hearth_pci_func_save(h->self, ck);
+}
+
+static int host_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct pci_host *h = hearth_dev_priv(dev);
+	uint32_t cf8;
+	uint8_t rcr;
+
+	if (hearth_ckpt_accept_versions(ck, 1, 1) < 0 || hearth_ckpt_get_u32(ck, "cf8", &cf8) < 0 ||
+	    hearth_ckpt_get_u8(ck, "rcr", &rcr) < 0 || hearth_pci_func_load(h->self, ck) < 0)
+		return -1;
+	h->cf8 = cf8 & CF8_WRITABLE;
+	h->rcr = rcr & RCR_KEPT;
+	return 0;
+}
+
 static void host_describe(struct hearth_dev *dev, char *buf, size_t len)
 {
 	snprintf(buf, len,
@@ -320,8 +345,9 @@ static void host_describe(struct hearth_dev *dev, char *buf, size_t len)
 	(void)dev;
 }
 
-HEARTH_DEVICE_CLASS(
-	pci_host_class, .name = "pci-host",
-	.summary = "PCI host bridge: bus 0, config mechanism #1 (0xcf8/0xcfc) and ECAM, "
-		   "BAR windows, INTx routing (added with the first PCI device)",
-	.init = host_init, .free = host_free, .reset = host_reset, .describe = host_describe);
+HEARTH_DEVICE_CLASS(pci_host_class, .name = "pci-host",
+		    .summary =
+			    "PCI host bridge: bus 0, config mechanism #1 (0xcf8/0xcfc) and ECAM, "
+			    "BAR windows, INTx routing (added with the first PCI device)",
+		    .init = host_init, .free = host_free, .reset = host_reset, .save = host_save,
+		    .load = host_load, .describe = host_describe);

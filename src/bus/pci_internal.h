@@ -80,6 +80,8 @@ struct pci_bus {
  * splits wider ones); the caller holds the function's device lock. */
 uint32_t pci_cfg_read(struct hearth_pci_func *f, uint32_t off, unsigned size);
 void pci_cfg_write(struct hearth_pci_func *f, uint32_t off, uint32_t value, unsigned size);
+/* Map BARs, route MSI-X and drive INTx as the restored registers say (checkpoint load). */
+void pci_func_refresh(struct hearth_pci_func *f);
 /* The host bridge is going away: forget the bus (the function's own hooks stay its own). */
 void pci_func_detach(struct hearth_pci_func *f);
 
@@ -104,4 +106,9 @@ uint64_t msix_pba_read(struct msix *m, uint64_t off, unsigned size);
 void msix_control(struct msix *m, bool enabled, bool masked);
 int msix_notify(struct msix *m, unsigned vector);
 bool msix_is_enabled(const struct msix *m);
+/* Checkpoints: nvec entries of 16 bytes and nvec pending flags (0 or 1). Setting keeps the
+ * read-only bits and leaves routing to msix_control. */
+#define MSIX_ENTRY_SIZE 16
+void msix_get_table(const struct msix *m, uint8_t *table, uint8_t *pending);
+void msix_set_table(struct msix *m, const uint8_t *table, const uint8_t *pending);
 unsigned msix_nvec(const struct msix *m);

@@ -516,6 +516,67 @@ static void small_device_refusals(void **state)
 	fakevm_free(f);
 }
 
+/* ---- pci-host (and the PCI function core every PCI device saves through) ---- */
+
+static uint32_t cfg_read32(struct fakevm *f, unsigned reg)
+{
+	iobus_write(&f->vm.pio, 0xcf8, 0x80000000u | reg, 4);
+	return (uint32_t)iobus_read(&f->vm.pio, 0xcfc, 4);
+}
+
+static void pci_host_config_space(void **state)
+{
+	struct fakevm *a = fakevm_new(1 << 20), *b = fakevm_new(1 << 20);
+
+	(void)state;
+	assert_non_null(fakevm_dev(a, "pci-host", "pci0", NULL));
+	assert_non_null(fakevm_dev(b, "pci-host", "pci0", NULL));
+	iobus_write(&a->vm.pio, 0xcf8, 0x80000004u, 4);
+	iobus_write(&a->vm.pio, 0xcfc, 0x0146, 2); /* command */
+	iobus_write(&a->vm.pio, 0xcf8, 0x8000003cu, 4);
+	iobus_write(&a->vm.pio, 0xcfc, 0x0b, 1);	/* interrupt line */
+	iobus_write(&a->vm.pio, 0xcf8, 0x80000008u, 4); /* left selected */
+	round_trip(a, b);
+	assert_int_equal(iobus_read(&b->vm.pio, 0xcf8, 4), 0x80000008u);
+	for (unsigned reg = 0; reg < 256; reg += 4)
+		assert_int_equal(cfg_read32(b, reg), cfg_read32(a, reg));
+	assert_int_equal(cfg_read32(b, 4) & 0xffff, cfg_read32(a, 4) & 0xffff);
+	assert_int_not_equal(cfg_read32(b, 4) & 0xffff, 0);
+	fakevm_free(a);
+	fakevm_free(b);
+}
+
+static void pci_bad_vendor(struct hearth_ckpt *ck)
+{
+	uint8_t cfg[256] = {0x86, 0x80}; /* another vendor's function */
+
+	assert_int_equal(hearth_ckpt_put_u32(ck, "cf8", 0), 0);
+	assert_int_equal(hearth_ckpt_put_u8(ck, "rcr", 0), 0);
+	assert_int_equal(hearth_ckpt_put_bytes(ck, "pci.cfg", cfg, sizeof(cfg)), 0);
+	assert_int_equal(hearth_ckpt_put_bool(ck, "pci.intx", false), 0);
+}
+
+static void pci_short_cfg(struct hearth_ckpt *ck)
+{
+	uint8_t cfg[64] = {0};
+
+	assert_int_equal(hearth_ckpt_put_u32(ck, "cf8", 0), 0);
+	assert_int_equal(hearth_ckpt_put_u8(ck, "rcr", 0), 0);
+	assert_int_equal(hearth_ckpt_put_bytes(ck, "pci.cfg", cfg, sizeof(cfg)), 0);
+	assert_int_equal(hearth_ckpt_put_bool(ck, "pci.intx", false), 0);
+}
+
+static void pci_host_load_refusals(void **state)
+{
+	struct fakevm *f = fakevm_new(1 << 20);
+
+	(void)state;
+	assert_non_null(fakevm_dev(f, "pci-host", "pci0", NULL));
+	load_refused(f, "pci0", "pci-host", pci_bad_vendor, "read-only byte 0");
+	load_refused(f, "pci0", "pci-host", pci_short_cfg, "'pci.cfg'");
+	fakevm_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -530,6 +591,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(i8042_load_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(debug_exit_and_port80, setup, teardown),
 		cmocka_unit_test_setup_teardown(small_device_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(pci_host_config_space, setup, teardown),
+		cmocka_unit_test_setup_teardown(pci_host_load_refusals, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
