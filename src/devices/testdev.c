@@ -4,6 +4,7 @@
  * docs/devices.md); change both together. */
 #include <stdlib.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 #define PIO_LEN 16
@@ -141,7 +142,33 @@ static void testdev_reset(struct hearth_dev *dev)
 	s->msr_value = 0;
 }
 
+static int testdev_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct testdev *s = hearth_dev_priv(dev);
+	const uint32_t regs[4] = {s->pio.scratch, s->pio.writes, s->mmio.scratch, s->mmio.writes};
+
+	if (hearth_ckpt_set_version(ck, 1) < 0 ||
+	    hearth_ckpt_put_u32_array(ck, "windows", regs, 4) < 0)
+		return -1;
+	return hearth_ckpt_put_u64(ck, "msr", s->msr_value);
+}
+
+static int testdev_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct testdev *s = hearth_dev_priv(dev);
+	uint32_t regs[4];
+
+	if (hearth_ckpt_accept_versions(ck, 1, 1) < 0 ||
+	    hearth_ckpt_get_u32_array(ck, "windows", regs, 4, NULL) < 0 ||
+	    hearth_ckpt_get_u64(ck, "msr", &s->msr_value) < 0)
+		return -1;
+	s->pio = (struct window){regs[0], regs[1]};
+	s->mmio = (struct window){regs[2], regs[3]};
+	return 0;
+}
+
 HEARTH_DEVICE_CLASS(testdev_class, .name = "testdev",
 		    .summary = "hearth test device: scratch, write-counter and ID registers in a "
 			       "port and an MMIO window; an MSR, a CPUID leaf and a hypercall",
-		    .init = testdev_init, .free = testdev_free, .reset = testdev_reset);
+		    .init = testdev_init, .free = testdev_free, .reset = testdev_reset,
+		    .save = testdev_save, .load = testdev_load);

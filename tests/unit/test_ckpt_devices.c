@@ -577,6 +577,49 @@ static void pci_host_load_refusals(void **state)
 	fakevm_free(f);
 }
 
+/* ---- testdev ---- */
+
+static void testdev_windows_and_msr(void **state)
+{
+	struct fakevm *a = fakevm_new(1 << 20), *b = fakevm_new(1 << 20);
+	uint64_t v = 0;
+
+	(void)state;
+	assert_non_null(fakevm_dev(a, "testdev", "t", NULL));
+	assert_non_null(fakevm_dev(b, "testdev", "t", NULL));
+	iobus_write(&a->vm.pio, 0x700, 0x12345678, 4);
+	iobus_write(&a->vm.mmio, 0xd0000000, 0xabcd, 2);
+	iobus_write(&a->vm.mmio, 0xd0000000, 0xef, 1);
+	assert_int_equal(hearth_msr_write(&a->vm, 0x4b564e00u, 0x1122334455667788ull), 1);
+	round_trip(a, b);
+	assert_int_equal(iobus_read(&b->vm.pio, 0x700, 4), 0x12345678);
+	assert_int_equal(iobus_read(&b->vm.pio, 0x704, 4), 1);
+	assert_int_equal(iobus_read(&b->vm.mmio, 0xd0000000, 4), 0xabef);
+	assert_int_equal(iobus_read(&b->vm.mmio, 0xd0000004, 4), 2);
+	assert_int_equal(hearth_msr_read(&b->vm, 0x4b564e00u, &v), 1);
+	assert_int_equal(v, 0x1122334455667788ull);
+	fakevm_free(a);
+	fakevm_free(b);
+}
+
+static void testdev_short_windows(struct hearth_ckpt *ck)
+{
+	const uint32_t regs[3] = {0};
+
+	assert_int_equal(hearth_ckpt_put_u32_array(ck, "windows", regs, 3), 0);
+	assert_int_equal(hearth_ckpt_put_u64(ck, "msr", 0), 0);
+}
+
+static void testdev_load_refusals(void **state)
+{
+	struct fakevm *f = fakevm_new(1 << 20);
+
+	(void)state;
+	assert_non_null(fakevm_dev(f, "testdev", "t", NULL));
+	load_refused(f, "t", "testdev", testdev_short_windows, "'windows'");
+	fakevm_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -593,6 +636,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(small_device_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(pci_host_config_space, setup, teardown),
 		cmocka_unit_test_setup_teardown(pci_host_load_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(testdev_windows_and_msr, setup, teardown),
+		cmocka_unit_test_setup_teardown(testdev_load_refusals, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
