@@ -354,6 +354,7 @@ void test_pci(void);
 #define VIRTIO_F_EVENT_IDX (1ull << 29)
 #define VIRTIO_F_VERSION_1 (1ull << 32)
 #define VIRTIO_NO_VECTOR 0xFFFF
+#define VIRTIO_S_NEEDS_RESET 64
 #define VQ_MAX 256
 
 enum virtio_irq { VIRTIO_IRQ_NONE, VIRTIO_IRQ_MSIX, VIRTIO_IRQ_INTX };
@@ -403,6 +404,7 @@ bool virtio_open(struct virtio_dev *vd, const struct pci_func *f);
 bool virtio_start(struct virtio_dev *vd, uint64_t wanted, enum virtio_irq irq, uint8_t vector_base);
 bool virtq_setup(struct virtio_dev *vd, struct virtq *q, uint16_t index, uint16_t max_size);
 bool virtio_driver_ok(struct virtio_dev *vd);
+bool virtio_try_features(struct virtio_dev *vd, uint64_t features);
 bool virtio_reset(struct virtio_dev *vd);
 uint8_t virtio_status(const struct virtio_dev *vd);
 uint8_t virtio_isr(const struct virtio_dev *vd);

@@ -301,6 +301,22 @@ bool virtio_start(struct virtio_dev *vd, uint64_t wanted, enum virtio_irq irq, u
 	return true;
 }
 
+/* After a reset: does the device accept exactly these features?  Leaves the
+ * device needing a reset. */
+bool virtio_try_features(struct virtio_dev *vd, uint64_t features)
+{
+	if (!virtio_reset(vd))
+		return false;
+	set_status(vd, S_ACK);
+	set_status(vd, S_DRIVER);
+	mmio_write32(vd->common + C_GFSELECT, 0);
+	mmio_write32(vd->common + C_GF, (uint32_t)features);
+	mmio_write32(vd->common + C_GFSELECT, 1);
+	mmio_write32(vd->common + C_GF, (uint32_t)(features >> 32));
+	set_status(vd, S_FEATURES_OK);
+	return virtio_status(vd) & S_FEATURES_OK;
+}
+
 bool virtio_driver_ok(struct virtio_dev *vd)
 {
 	set_status(vd, S_DRIVER_OK);
