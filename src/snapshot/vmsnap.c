@@ -196,14 +196,24 @@ static void trailer_fill(struct mem_trailer *t, uint64_t ram_size, const uint8_t
 static int save_memory(struct vm *vm, const char *tmpdir, const uint8_t *id, uint64_t *written)
 {
 	char path[4200];
-	uint8_t tail[VMSNAP_MEM_TRAILER] = {0};
+	uint8_t *tail = aligned_alloc(page, VMSNAP_MEM_TRAILER);
 	struct mem_out mo = {.ram = vm->ram, .size = vm->cfg->memory};
 	int ret = -1;
 
+	if (!tail)
+		return hearth_err("out of memory");
+	memset(tail, 0, VMSNAP_MEM_TRAILER);
 	snprintf(path, sizeof(path), "%s/memory", tmpdir);
-	mo.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (mo.fd < 0)
+	/* Direct I/O: guest RAM goes to the disk without passing through the page cache first,
+	 * several times faster than buffered writes plus fsync (docs/performance.md). Every
+	 * write is page-aligned in memory and in the file. Filesystems without it: buffered. */
+	mo.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, 0600);
+	if (mo.fd < 0 && errno == EINVAL)
+		mo.fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (mo.fd < 0) {
+		free(tail);
 		return hearth_err("memory file '%s': %s", path, strerror(errno));
+	}
 	if (ftruncate(mo.fd, (off_t)(mo.size + VMSNAP_MEM_TRAILER)) < 0) {
 		hearth_err("memory file: cannot size it: %s", strerror(errno));
 		goto out;
@@ -216,7 +226,7 @@ static int save_memory(struct vm *vm, const char *tmpdir, const uint8_t *id, uin
 		goto out;
 	ret = -1;
 	trailer_fill((struct mem_trailer *)tail, mo.size, id);
-	if (pwrite(mo.fd, tail, sizeof(tail), (off_t)mo.size) != (ssize_t)sizeof(tail)) {
+	if (pwrite(mo.fd, tail, VMSNAP_MEM_TRAILER, (off_t)mo.size) != VMSNAP_MEM_TRAILER) {
 		hearth_err("memory file: writing the trailer: %s", strerror(errno));
 		goto out;
 	}
@@ -228,6 +238,7 @@ static int save_memory(struct vm *vm, const char *tmpdir, const uint8_t *id, uin
 	ret = 0;
 out:
 	close(mo.fd);
+	free(tail);
 	return ret;
 }
 
