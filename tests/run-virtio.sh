@@ -4,8 +4,9 @@
 # VMM is the hearth binary, or "qemu" (QEMU from $QEMU, default qemu-system-x86_64: SeaBIOS
 # assigns the BARs, virtio-*-pci with disable-legacy=on). CASE is one of:
 #   pci        test=pci with a disk, an entropy device and a console
-#   blk        pattern disk: reads, then writes + flush, write-zeroes, discard, reset; the
-#              image is then checked byte for byte on the host
+#   blk        pattern disk with 2 queues: reads (batched, indirect, on both queues), writes
+#              + flush, write-zeroes, discard, broken requests, reset; the image is then
+#              checked byte for byte on the host
 #   blk-ro     read-only pattern disk: writes must fail with IOERR, the file stays unchanged
 #   irq-msix   test=virtio-irq (MSI-X, masking, pending bits)
 #   irq-intx   test=virtio-irq intx=1 (INTx through the MP table's IOAPIC pin)
@@ -81,13 +82,14 @@ EOF
 
 # ---- the VMM command line for this case ----
 args=()
-hearth_disk() { # readonly
-	args+=(--device "virtio-blk,id=vd0,serial=$serial_id")
+queues=1
+hearth_disk() { # [ro]
+	args+=(--device "virtio-blk,id=vd0,serial=$serial_id,queues=$queues")
 	args+=(--device "blk-file,path=$img,frontend=vd0${1:+,readonly=on}")
 }
-qemu_disk() {
+qemu_disk() { # [ro]
 	args+=(-drive "file=$img,if=none,id=d0,format=raw,cache=none,aio=io_uring${1:+,readonly=on}")
-	args+=(-device "virtio-blk-pci,drive=d0,disable-legacy=on,serial=$serial_id")
+	args+=(-device "virtio-blk-pci,drive=d0,disable-legacy=on,serial=$serial_id,num-queues=$queues")
 }
 sock=$dir/console.sock
 hearth_console() {
@@ -112,6 +114,7 @@ pci)
 	;;
 blk)
 	make_image
+	queues=2
 	${kind}_disk
 	cmdline="test=virtio-blk disk=pattern blkwrite=1 blkid=$serial_id"
 	post=written

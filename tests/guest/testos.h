@@ -414,6 +414,8 @@ void virtio_msix_mask(const struct virtio_dev *vd, unsigned entry, bool masked);
 bool virtio_msix_pending(const struct virtio_dev *vd, unsigned entry);
 int virtq_add(struct virtq *q, const struct vq_seg *segs, unsigned nout, unsigned nin,
 	      void *cookie);
+int virtq_add_indirect(struct virtq *q, const struct vq_seg *segs, unsigned nout, unsigned nin,
+		       void *cookie, struct vq_desc *table);
 void virtq_kick(struct virtq *q);
 bool virtq_get(struct virtq *q, void **cookie, uint32_t *len);
 bool virtq_ready(const struct virtq *q); /* a used entry is waiting */
@@ -442,18 +444,27 @@ struct vblk_req {
 	uint64_t tag;
 };
 
+#define VBLK_MAX_QUEUES 4
+#define VBLK_IND_MAX 16 /* descriptors per indirect table */
+
 struct vblk {
 	struct virtio_dev vd;
-	struct virtq q;
+	struct virtq q;			      /* queue 0 */
+	struct virtq xq[VBLK_MAX_QUEUES - 1]; /* 1.. with VIRTIO_BLK_F_MQ */
+	unsigned nq;
 	uint64_t capacity; /* 512-byte sectors */
 	uint32_t size_max, seg_max, blk_size;
-	struct vblk_req *req; /* one per descriptor head slot */
+	struct vblk_req *req; /* one per slot: header and status, DMA memory */
+	struct vq_desc *ind;  /* VBLK_IND_MAX indirect descriptors per slot */
 	unsigned nreq;
 };
 
 bool vblk_open(struct vblk *b, enum virtio_irq irq, uint8_t vector_base, uint64_t drop_features);
 int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf,
 		uint32_t len);
+/* Scattered data on any queue, through an indirect table if asked. */
+int vblk_submit_segs(struct vblk *b, struct virtq *q, unsigned slot, uint32_t type, uint64_t sector,
+		     const struct vq_seg *data, unsigned ndata, bool indirect);
 uint8_t vblk_sync(struct vblk *b, uint32_t type, uint64_t sector, void *buf, uint32_t len);
 uint64_t blk_pattern(uint64_t byte_offset); /* the host's image: one word per 8 bytes */
 void test_virtio_blk(void);

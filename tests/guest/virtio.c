@@ -41,6 +41,7 @@
 
 #define D_NEXT 1
 #define D_WRITE 2
+#define D_INDIRECT 4
 #define AVAIL_NO_INTERRUPT 1
 #define USED_NO_NOTIFY 1
 
@@ -429,6 +430,27 @@ int virtq_add(struct virtq *q, const struct vq_seg *segs, unsigned nout, unsigne
 	q->chain_len[head] = total;
 	q->avail[2 + q->avail_idx % q->size] = head;
 	q->avail_idx++;
+	return head;
+}
+
+/* The same chain as an indirect table (2.7.5.3): one ring descriptor pointing
+ * at table, which the caller keeps until the request completes. */
+int virtq_add_indirect(struct virtq *q, const struct vq_seg *segs, unsigned nout, unsigned nin,
+		       void *cookie, struct vq_desc *table)
+{
+	unsigned total = nout + nin;
+	if (!total || !q->nfree)
+		return -1;
+	for (unsigned k = 0; k < total; k++) {
+		table[k].addr = (uintptr_t)segs[k].addr;
+		table[k].len = segs[k].len;
+		table[k].flags = (k + 1 < total ? D_NEXT : 0) | (k >= nout ? D_WRITE : 0);
+		table[k].next = (uint16_t)(k + 1);
+	}
+	struct vq_seg one = {table, 16 * total};
+	int head = virtq_add(q, &one, 1, 0, cookie);
+	if (head >= 0)
+		q->desc[head].flags = D_INDIRECT;
 	return head;
 }
 

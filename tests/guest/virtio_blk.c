@@ -16,12 +16,14 @@
 #define F_BLK_SIZE (1ull << 6)
 #define F_FLUSH (1ull << 9)
 #define F_DISCARD (1ull << 13)
+#define F_MQ (1ull << 12)
 #define F_WRITE_ZEROES (1ull << 14)
 
 #define CFG_CAPACITY 0
 #define CFG_SIZE_MAX 8
 #define CFG_SEG_MAX 12
 #define CFG_BLK_SIZE 20
+#define CFG_NUM_QUEUES 34
 #define CFG_MAX_DISCARD_SECTORS 36
 #define CFG_MAX_WZ_SECTORS 48
 
@@ -41,18 +43,30 @@ struct vblk_range {
 #define DISCARD_AT 6144
 #define DISCARD_LEN 64
 
-static const uint64_t wanted = F_SIZE_MAX | F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_DISCARD |
-			       F_WRITE_ZEROES | VIRTIO_F_EVENT_IDX;
+static const uint64_t wanted = F_SIZE_MAX | F_SEG_MAX | F_RO | F_BLK_SIZE | F_FLUSH | F_MQ |
+			       F_DISCARD | F_WRITE_ZEROES | VIRTIO_F_EVENT_IDX |
+			       VIRTIO_F_INDIRECT_DESC;
 
 bool vblk_open(struct vblk *b, enum virtio_irq irq, uint8_t vector_base, uint64_t drop_features)
 {
 	const struct pci_func *f = pci_find(VIRTIO_VENDOR, VIRTIO_PCI_DEVICE(2), 0);
-	struct virtq q = b->q; /* keeps the ring memory across re-opens */
+	/* ring and request memory is kept across re-opens */
+	void *mem[VBLK_MAX_QUEUES];
+	size_t mem_len[VBLK_MAX_QUEUES];
+	for (unsigned i = 0; i < VBLK_MAX_QUEUES; i++) {
+		struct virtq *q = i ? &b->xq[i - 1] : &b->q;
+		mem[i] = q->mem;
+		mem_len[i] = q->mem_len;
+	}
 	struct vblk_req *req = b->req;
+	struct vq_desc *ind = b->ind;
 	unsigned nreq = b->nreq;
 	memset(b, 0, sizeof(*b));
-	b->q.mem = q.mem;
-	b->q.mem_len = q.mem_len;
+	for (unsigned i = 0; i < VBLK_MAX_QUEUES; i++) {
+		struct virtq *q = i ? &b->xq[i - 1] : &b->q;
+		q->mem = mem[i];
+		q->mem_len = mem_len[i];
+	}
 	if (!virtio_open(&b->vd, f)) {
 		if (!f)
 			b->vd.error = "no virtio-blk function (1af4:1042)";
@@ -65,15 +79,21 @@ bool vblk_open(struct vblk *b, enum virtio_irq irq, uint8_t vector_base, uint64_
 	b->size_max = feat & F_SIZE_MAX ? (uint32_t)virtio_cfg_read(&b->vd, CFG_SIZE_MAX, 4) : 0;
 	b->seg_max = feat & F_SEG_MAX ? (uint32_t)virtio_cfg_read(&b->vd, CFG_SEG_MAX, 4) : 0;
 	b->blk_size = feat & F_BLK_SIZE ? (uint32_t)virtio_cfg_read(&b->vd, CFG_BLK_SIZE, 4) : 512;
-	if (!virtq_setup(&b->vd, &b->q, 0, VQ_MAX))
-		return false;
+	b->nq = feat & F_MQ ? (unsigned)virtio_cfg_read(&b->vd, CFG_NUM_QUEUES, 2) : 1;
+	if (!b->nq || b->nq > VBLK_MAX_QUEUES)
+		b->nq = b->nq ? VBLK_MAX_QUEUES : 1;
+	for (unsigned i = 0; i < b->nq; i++)
+		if (!virtq_setup(&b->vd, i ? &b->xq[i - 1] : &b->q, (uint16_t)i, VQ_MAX))
+			return false;
 	if (!req || nreq < b->q.size) {
 		req = page_alloc(sizeof(*req) * b->q.size);
+		ind = page_alloc(sizeof(*ind) * VBLK_IND_MAX * b->q.size);
 		nreq = b->q.size;
 	}
 	b->req = req;
+	b->ind = ind;
 	b->nreq = nreq;
-	if (!req) {
+	if (!req || !ind) {
 		b->vd.error = "out of memory for request headers";
 		return false;
 	}
@@ -85,29 +105,44 @@ static bool data_in(uint32_t type)
 	return type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
 }
 
-/* -1 when the ring is full or the buffer needs more segments than allowed. */
-int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf,
-		uint32_t len)
+int vblk_submit_segs(struct vblk *b, struct virtq *q, unsigned slot, uint32_t type, uint64_t sector,
+		     const struct vq_seg *data, unsigned ndata, bool indirect)
 {
 	struct vq_seg segs[MAX_SEGS + 2];
 	struct vblk_req *r = &b->req[slot];
-	unsigned n = 0;
+	if (ndata > MAX_SEGS || (b->seg_max && ndata > b->seg_max) ||
+	    (indirect && ndata + 2 > VBLK_IND_MAX))
+		return -1;
 	r->type = type;
 	r->reserved = 0;
 	r->sector = sector;
 	r->status = VBLK_TIMEOUT;
 	r->tag = slot;
-	segs[n++] = (struct vq_seg){r, 16};
+	segs[0] = (struct vq_seg){r, 16};
+	for (unsigned i = 0; i < ndata; i++)
+		segs[1 + i] = data[i];
+	segs[1 + ndata] = (struct vq_seg){(const void *)&r->status, 1};
+	unsigned n = ndata + 2, nout = data_in(type) ? 1 : n - 1;
+	if (indirect)
+		return virtq_add_indirect(q, segs, nout, n - nout, r,
+					  b->ind + (size_t)slot * VBLK_IND_MAX);
+	return virtq_add(q, segs, nout, n - nout, r);
+}
+
+/* -1 when the ring is full or the buffer needs more segments than allowed. */
+int vblk_submit(struct vblk *b, unsigned slot, uint32_t type, uint64_t sector, void *buf,
+		uint32_t len)
+{
+	struct vq_seg data[MAX_SEGS];
+	unsigned n = 0;
 	uint32_t chunk = b->size_max ? b->size_max : len;
 	for (uint32_t off = 0; off < len; off += chunk) {
-		if (n > MAX_SEGS || (b->seg_max && n > b->seg_max))
+		if (n == MAX_SEGS)
 			return -1;
-		segs[n++] = (struct vq_seg){(uint8_t *)buf + off,
+		data[n++] = (struct vq_seg){(uint8_t *)buf + off,
 					    len - off < chunk ? len - off : chunk};
 	}
-	segs[n++] = (struct vq_seg){(const void *)&r->status, 1};
-	unsigned nout = data_in(type) ? 1 : n - 1;
-	return virtq_add(&b->q, segs, nout, n - nout, r);
+	return vblk_submit_segs(b, &b->q, slot, type, sector, data, n, false);
 }
 
 /* One request, polled to completion: the device status, or VBLK_TIMEOUT. */
@@ -317,6 +352,98 @@ static void get_id(struct vblk *b, uint8_t *buf)
 		tap_check(!strcmp(id, want), "GET_ID \"%s\", want \"%s\"", id, want);
 }
 
+/* Waits for `count` completions on q; checks status and, for reads of 4 KiB
+ * pieces laid out by scatter(), the data. */
+static unsigned collect(struct vblk *b, struct virtq *q, unsigned count, const char *what)
+{
+	unsigned done = 0;
+	uint64_t end = deadline_ms(5000);
+	while (done < count && !expired(end)) {
+		void *cookie;
+		uint32_t len;
+		if (!virtq_get(q, &cookie, &len)) {
+			cpu_relax();
+			continue;
+		}
+		done++;
+		struct vblk_req *r = cookie;
+		if (tap_check(r, "%s: %s", what, b->vd.error ? b->vd.error : "bad completion"))
+			tap_check(r->status == VIRTIO_BLK_S_OK, "%s (sector %lu): %s", what,
+				  r->sector, status_name(r->status));
+	}
+	tap_check(done == count, "%s: %u of %u completions in 5 s", what, done, count);
+	return done;
+}
+
+/* A 16 KiB read whose four 4 KiB pieces land in reverse order in buf. */
+static void scatter(uint8_t *buf, struct vq_seg seg[4])
+{
+	for (unsigned i = 0; i < 4; i++)
+		seg[i] = (struct vq_seg){buf + 4096 * (3 - i), 4096};
+}
+
+static bool scattered_ok(const uint8_t *buf, uint64_t sector)
+{
+	for (unsigned i = 0; i < 4; i++)
+		if (pattern_diff(buf + 4096 * (3 - i), sector + 8 * i, 4096, false) >= 0)
+			return false;
+	return true;
+}
+
+/* Scatter-gather reads through indirect tables, several in one batch. */
+static void indirect_tests(struct vblk *b, uint8_t *buf, bool pattern)
+{
+	if (!(b->vd.features & VIRTIO_F_INDIRECT_DESC)) {
+		tap_note("VIRTIO_F_RING_INDIRECT_DESC not offered");
+		return;
+	}
+	enum { N = 8 };
+	unsigned free0 = b->q.nfree;
+	for (unsigned i = 0; i < N; i++) {
+		struct vq_seg seg[4];
+		scatter(buf + 16384 * i, seg);
+		if (!tap_check(vblk_submit_segs(b, &b->q, i, VIRTIO_BLK_T_IN, 1000 + 40 * i, seg, 4,
+						true) >= 0,
+			       "indirect: could not queue request %u", i))
+			return;
+	}
+	tap_check(b->q.nfree == free0 - N, "indirect: %u ring descriptors for %u requests",
+		  free0 - b->q.nfree, N);
+	virtq_kick(&b->q);
+	collect(b, &b->q, N, "indirect read");
+	for (unsigned i = 0; i < N && pattern; i++)
+		tap_check(scattered_ok(buf + 16384 * i, 1000 + 40 * i),
+			  "indirect read %u: wrong data", i);
+	tap_note("%u scatter-gather reads (4 x 4 KiB each) through indirect tables", N);
+}
+
+/* With VIRTIO_BLK_F_MQ every queue serves requests, all kicked at once. */
+static void mq_tests(struct vblk *b, uint8_t *buf, bool pattern)
+{
+	if (b->nq < 2) {
+		tap_note("one queue (VIRTIO_BLK_F_MQ %s)",
+			 b->vd.offered & F_MQ ? "offered with num_queues 1" : "not offered");
+		return;
+	}
+	for (unsigned i = 0; i < b->nq; i++) {
+		struct virtq *q = i ? &b->xq[i - 1] : &b->q;
+		struct vq_seg seg[4];
+		scatter(buf + 16384 * i, seg);
+		if (!tap_check(vblk_submit_segs(b, q, i, VIRTIO_BLK_T_IN, 3000 + 64 * i, seg, 4,
+						false) >= 0,
+			       "queue %u: could not queue", i))
+			return;
+	}
+	for (unsigned i = 0; i < b->nq; i++)
+		virtq_kick(i ? &b->xq[i - 1] : &b->q);
+	for (unsigned i = 0; i < b->nq; i++) {
+		collect(b, i ? &b->xq[i - 1] : &b->q, 1, "multi-queue read");
+		tap_check(!pattern || scattered_ok(buf + 16384 * i, 3000 + 64 * i),
+			  "queue %u: wrong data", i);
+	}
+	tap_note("%u queues each served a read", b->nq);
+}
+
 /* Waits up to 1 s for DEVICE_NEEDS_RESET, which must come with a configuration
  * interrupt (MSI-X entry 0).  QEMU does not flag every case (it bounces a
  * buffer outside RAM, for one), so there a miss is only a note. */
@@ -390,6 +517,18 @@ static void bad_driver_tests(struct vblk *b, uint8_t *buf)
 	if (!reopen(b, buf, "an avail index jump"))
 		return;
 
+	/* an indirect descriptor inside an indirect table */
+	if (b->vd.features & VIRTIO_F_INDIRECT_DESC) {
+		cfg = irq_count[0x40];
+		struct vq_seg seg = {buf, 4096};
+		head = vblk_submit_segs(b, &b->q, 0, VIRTIO_BLK_T_IN, 0, &seg, 1, true);
+		b->ind[1].flags |= 4; /* VIRTQ_DESC_F_INDIRECT on the data descriptor */
+		virtq_kick(&b->q);
+		needs_reset(b, "nested indirect table", cfg);
+		if (!reopen(b, buf, "a nested indirect table"))
+			return;
+	}
+
 	/* features the device did not offer (hearth refuses them; QEMU drops them) */
 	if (on_hearth()) {
 		uint64_t bad = 0;
@@ -402,8 +541,8 @@ static void bad_driver_tests(struct vblk *b, uint8_t *buf)
 			  "FEATURES_OK kept without VIRTIO_F_VERSION_1");
 		reopen(b, buf, "refused features");
 	}
-	tap_note("bad driver: buffer outside RAM, looped chain, avail index jump, each followed "
-		 "by a reset and re-initialisation");
+	tap_note("bad driver: buffer outside RAM, looped chain, avail index jump, nested "
+		 "indirect table, each followed by a reset and re-initialisation");
 }
 
 /* Reset with requests possibly in flight, then a full re-initialisation. */
@@ -433,9 +572,9 @@ void test_virtio_blk(void)
 	if (!tap_check(vblk_open(&b, VIRTIO_IRQ_MSIX, 0x40, 0), "%s", b.vd.error))
 		return;
 	tap_note("00:%02x.%u offered 0x%lx negotiated 0x%lx; %lu sectors, blk_size %u, "
-		 "seg_max %u, size_max %u, queue size %u, %u queues, MSI-X %u vectors",
+		 "seg_max %u, size_max %u, queue size %u, %u of %u queues, MSI-X %u vectors",
 		 b.vd.pci->dev, b.vd.pci->fn, b.vd.offered, b.vd.features, b.capacity, b.blk_size,
-		 b.seg_max, b.size_max, b.q.size, virtio_num_queues(&b.vd), b.vd.msix_n);
+		 b.seg_max, b.size_max, b.q.size, b.nq, virtio_num_queues(&b.vd), b.vd.msix_n);
 	if (!tap_check(b.capacity >= 8192, "capacity %lu sectors, the test needs 8192", b.capacity))
 		return;
 	check_read(&b, buf, 0, 512, pattern);
@@ -443,6 +582,8 @@ void test_virtio_blk(void)
 	check_read(&b, buf, 333, 65536, pattern);
 	check_read(&b, buf, b.capacity - 1, 512, pattern);
 	batch_reads(&b, buf, pattern);
+	indirect_tests(&b, buf, pattern);
+	mq_tests(&b, buf, pattern);
 
 	uint8_t s = vblk_sync(&b, VIRTIO_BLK_T_IN, b.capacity, buf, 512);
 	tap_check(s == VIRTIO_BLK_S_IOERR, "read past the end: %s, want IOERR", status_name(s));
