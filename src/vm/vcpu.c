@@ -240,8 +240,10 @@ static void *vcpu_thread(void *arg)
 	struct vcpu *c = arg;
 	struct vm *vm = c->vm;
 
-	/* a pause asked for before this thread existed (the control API serves before vm_run)
-	 * kicked no one: honour it before the guest runs an instruction */
+	/* Publish the thread before the first pause check: a pause either sees it here and
+	 * kicks it, or this check sees the pause (both are seq_cst), so none is missed. */
+	c->self = pthread_self();
+	atomic_store(&c->running, true);
 	if (atomic_load(&vm->pause_req))
 		vcpu_park(c);
 	while (!atomic_load(&vm->stopping)) {
@@ -270,6 +272,8 @@ static void *vcpu_thread(void *arg)
 	vm->alive--;
 	pthread_cond_broadcast(&vm->pause_cond);
 	pthread_mutex_unlock(&vm->pause_lock);
+	/* no more kicks; one already on its way is harmless: the id is valid until joined */
+	atomic_store(&c->running, false);
 	return NULL;
 }
 
@@ -316,11 +320,11 @@ int vcpu_start(struct vcpu *c)
 
 void vcpu_kick(struct vcpu *c)
 {
-	if (!c->started)
+	if (!atomic_load(&c->running))
 		return;
 	/* immediate_exit covers a kick that lands just before KVM_RUN is entered */
 	c->kvm.run->immediate_exit = 1;
-	pthread_kill(c->thread, SIGUSR1);
+	pthread_kill(c->self, SIGUSR1);
 }
 
 void vcpu_join(struct vcpu *c)

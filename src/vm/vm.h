@@ -26,8 +26,10 @@ struct vcpu {
 	struct vm *vm;
 	unsigned id;
 	struct kvm_vcpu_fd kvm;
-	pthread_t thread;
+	pthread_t thread; /* for join, set by the starter */
 	bool started;
+	pthread_t self;	     /* for kicks, set by the thread itself */
+	atomic_bool running; /* self is valid and the thread has not returned */
 };
 
 struct vm {
