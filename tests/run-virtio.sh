@@ -4,6 +4,8 @@
 # VMM is the hearth binary, or "qemu" (QEMU from $QEMU, default qemu-system-x86_64: SeaBIOS
 # assigns the BARs, virtio-*-pci with disable-legacy=on). CASE is one of:
 #   pci        test=pci with a disk, an entropy device and a console
+#   pci-reassign  the same, with the test OS moving every virtio BAR itself first
+#              (pci=reassign), then the disk and the entropy device used at the new places
 #   blk        pattern disk with 2 queues: reads (batched, indirect, on both queues), writes
 #              + flush, write-zeroes, discard, broken requests, reset; the image is then
 #              checked byte for byte on the host
@@ -18,7 +20,7 @@ vmm=$1
 testos=$2
 case=$3
 if [ $# -ne 3 ]; then
-	echo "usage: $0 HEARTH|qemu TESTOS pci|blk|blk-ro|irq-msix|irq-intx|console|rng" >&2
+	echo "usage: $0 HEARTH|qemu TESTOS pci|pci-reassign|blk|blk-ro|irq-msix|irq-intx|console|rng" >&2
 	exit 2
 fi
 if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
@@ -111,6 +113,13 @@ pci)
 	${kind}_rng
 	${kind}_console
 	cmdline="test=pci"
+	;;
+pci-reassign)
+	make_image
+	${kind}_disk
+	${kind}_rng
+	${kind}_console
+	cmdline="test=pci,virtio-blk,virtio-rng disk=pattern pci=reassign"
 	;;
 blk)
 	make_image

@@ -140,13 +140,15 @@ static void write_bar(struct pci_func *f, unsigned i)
 		pci_cfg_write(f, REG_BAR0 + 4 * (i + 1), 4, (uint32_t)(b->base >> 32));
 }
 
-/* First naturally aligned free spot in the window; false when it is full. */
-static bool assign(struct pci_func *f, unsigned i)
+/* First naturally aligned free spot in the window (from its top: last), never
+ * the BAR's current place; false when the window is full. */
+static bool assign(struct pci_func *f, unsigned i, bool top)
 {
 	struct pci_bar *b = &f->bar[i];
 	uint64_t lo = b->io ? IO_WIN_BASE : MEM_WIN_BASE, hi = b->io ? IO_WIN_END : MEM_WIN_END;
-	b->base = 0;
-	for (uint64_t a = (lo + b->size - 1) & ~(b->size - 1); a + b->size <= hi; a += b->size)
+	uint64_t first = top ? (hi - b->size) & ~(b->size - 1) : (lo + b->size - 1) & ~(b->size - 1);
+	int64_t step = top ? -(int64_t)b->size : (int64_t)b->size;
+	for (uint64_t a = first; a >= lo && a + b->size <= hi; a += step)
 		if (!overlaps_any(a, b->size, b->io)) {
 			uint16_t cmd = (uint16_t)pci_cfg_read(f, REG_COMMAND, 2);
 			pci_cfg_write(f, REG_COMMAND, 2, cmd & ~(PCI_CMD_IO | PCI_CMD_MEM));
@@ -194,11 +196,16 @@ unsigned pci_scan(const struct pci_func **list)
 					add_func(dev, fn, vendor);
 			}
 		}
+		/* pci=reassign: move every virtio BAR, to exercise this path where
+		 * firmware or the VMM assigned them all */
+		const char *how = cmdline_get("pci");
+		bool force = how && !strcmp(how, "reassign");
 		for (unsigned i = 0; i < nfuncs; i++)
 			for (unsigned j = 0; j < 6; j++) {
 				struct pci_bar *b = &funcs[i].bar[j];
-				if (b->size && (!b->base || b->base + b->size > (1ull << 32)))
-					assign(&funcs[i], j);
+				if (b->size && (!b->base || b->base + b->size > (1ull << 32) ||
+						(force && funcs[i].vendor == VIRTIO_VENDOR)))
+					assign(&funcs[i], j, force);
 			}
 	}
 	if (list)
