@@ -25,7 +25,23 @@
 #include "dev/inventory.h"
 #include "hearth/error.h"
 #include "snapshot/vmsnap.h"
+#include "util/lazylib.h"
 #include "vm/vm.h"
+
+/* libmicrohttpd, opened when the first API starts (util/lazylib.h says why) */
+#define MHD_FUNCS(X)                                                                               \
+	X(MHD_add_response_header)                                                                 \
+	X(MHD_create_response_from_buffer)                                                         \
+	X(MHD_destroy_response)                                                                    \
+	X(MHD_queue_response)                                                                      \
+	X(MHD_quiesce_daemon)                                                                      \
+	X(MHD_set_connection_option)                                                               \
+	X(MHD_start_daemon)                                                                        \
+	X(MHD_stop_daemon)
+static struct {
+	MHD_FUNCS(LAZYLIB_MEMBER)
+} mhd;
+static const char *const mhd_names[] = {MHD_FUNCS(LAZYLIB_NAME)};
 
 #define API_CONNECTIONS 16u
 #define API_IDLE_TIMEOUT 60u /* seconds a connection may sit idle */
@@ -125,22 +141,23 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct api_reply 
 	if (!json || asprintf(&text, "%s\n", json) < 0)
 		text = NULL;
 	if (text)
-		resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+		resp = mhd.MHD_create_response_from_buffer(strlen(text), text,
+							   MHD_RESPMEM_MUST_FREE);
 	else
-		resp = MHD_create_response_from_buffer(strlen("{\"error\":\"out of memory\"}\n"),
-						       (void *)"{\"error\":\"out of memory\"}\n",
-						       MHD_RESPMEM_PERSISTENT);
+		resp = mhd.MHD_create_response_from_buffer(
+			strlen("{\"error\":\"out of memory\"}\n"),
+			(void *)"{\"error\":\"out of memory\"}\n", MHD_RESPMEM_PERSISTENT);
 	if (!resp) {
 		free(text);
 		return MHD_NO;
 	}
 	if (!text)
 		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	mhd.MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	if (r->allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-	ret = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
+		mhd.MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+	ret = mhd.MHD_queue_response(conn, status, resp);
+	mhd.MHD_destroy_response(resp);
 	return ret;
 }
 
@@ -193,9 +210,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	/* a pause or a snapshot may take longer than an idle connection may last; setting a
 	 * timeout again after no timeout restarts its clock */
-	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+	mhd.MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
 	api_handle(&s->ctl, method, url, q->body, q->too_big ? API_BODY_MAX + 1 : q->len, &r);
-	MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, API_IDLE_TIMEOUT);
+	mhd.MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, API_IDLE_TIMEOUT);
 	pthread_mutex_lock(&s->lock);
 	s->handling--;
 	pthread_cond_broadcast(&s->done);
@@ -373,6 +390,12 @@ int api_start(struct api_server **out, struct vm *vm, const char *path)
 		hearth_err("--api: out of memory");
 		return EXIT_HOST;
 	}
+	if (!mhd.MHD_start_daemon && lazylib_open("libmicrohttpd.so.12", mhd_names, (void **)&mhd,
+						  sizeof(mhd_names) / sizeof(mhd_names[0])) < 0) {
+		hearth_err_prefix("--api");
+		free(s);
+		return EXIT_HOST;
+	}
 	fd = listen_unix(s, path, &status);
 	if (fd < 0) {
 		free(s);
@@ -389,13 +412,13 @@ int api_start(struct api_server **out, struct vm *vm, const char *path)
 	 * signalfd, never end the process from an API thread */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-					  MHD_USE_ITC | MHD_USE_ERROR_LOG,
-				  0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-				  on_mhd_log, s, MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
-				  MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT,
-				  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+	s->mhd = mhd.MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+			MHD_USE_ERROR_LOG,
+		0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, API_CONNECTIONS,
+		MHD_OPTION_CONNECTION_TIMEOUT, API_IDLE_TIMEOUT, MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, s, MHD_OPTION_END);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!s->mhd) {
 		hearth_err("--api %s: cannot start the HTTP server", path);
@@ -414,11 +437,11 @@ void api_stop(struct api_server *s)
 		return;
 	/* no new clients (the path goes first, so they are told at once); the answers to
 	 * requests in progress, such as the shutdown that got us here, still go out */
-	MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+	MHD_socket fd = mhd.MHD_quiesce_daemon(s->mhd);
 	remove_socket(s);
 	wait_requests(s);
 	/* closes the connections left (idle ones) and joins every thread */
-	MHD_stop_daemon(s->mhd);
+	mhd.MHD_stop_daemon(s->mhd);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
 	free_server(s);

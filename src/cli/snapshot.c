@@ -2,6 +2,9 @@
  * libcurl over the UNIX socket, and its answer as an exit status. */
 #include "cli/snapshot.h"
 
+/* curl.h wraps curl_easy_setopt in a type-checking macro, which would also expand our
+ * curl.curl_easy_setopt( calls through the lazily opened table */
+#define CURL_DISABLE_TYPECHECK
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +15,24 @@
 
 #include "hearth/error.h"
 #include "vm/vm.h"
+#include "util/lazylib.h"
+
+/* libcurl, opened only by this command (util/lazylib.h says why) */
+#define CURL_FUNCS(X)                                                                              \
+	X(curl_easy_cleanup)                                                                       \
+	X(curl_easy_getinfo)                                                                       \
+	X(curl_easy_init)                                                                          \
+	X(curl_easy_perform)                                                                       \
+	X(curl_easy_setopt)                                                                        \
+	X(curl_easy_strerror)                                                                      \
+	X(curl_global_cleanup)                                                                     \
+	X(curl_global_init)                                                                        \
+	X(curl_slist_append)                                                                       \
+	X(curl_slist_free_all)
+static struct {
+	CURL_FUNCS(LAZYLIB_MEMBER)
+} curl;
+static const char *const curl_names[] = {CURL_FUNCS(LAZYLIB_NAME)};
 
 enum { SNAP_REFUSED = 1 };
 
@@ -81,31 +102,37 @@ int cli_snapshot(const struct cli_opts *opts)
 	}
 	json_object_object_add(req, "to", json_object_new_string(dir));
 	json_object_object_add(req, "stop", json_object_new_boolean(opts->stop));
-	if (curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK || !(c = curl_easy_init())) {
+	if (lazylib_open("libcurl.so.4", curl_names, (void **)&curl,
+			 sizeof(curl_names) / sizeof(curl_names[0])) < 0) {
+		fprintf(stderr, "hearth: snapshot: %s\n", hearth_err_msg());
+		goto out;
+	}
+	if (curl.curl_global_init(CURL_GLOBAL_NOTHING) != CURLE_OK ||
+	    !(c = curl.curl_easy_init())) {
 		fprintf(stderr, "hearth: snapshot: cannot initialise libcurl\n");
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, opts->api);
-	curl_easy_setopt(c, CURLOPT_URL, "http://localhost/vm/snapshot");
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_object_to_json_string(req));
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	hdrs = curl.curl_slist_append(hdrs, "Content-Type: application/json");
+	curl.curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, opts->api);
+	curl.curl_easy_setopt(c, CURLOPT_URL, "http://localhost/vm/snapshot");
+	curl.curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PUT");
+	curl.curl_easy_setopt(c, CURLOPT_POSTFIELDS, json_object_to_json_string(req));
+	curl.curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl.curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl.curl_easy_setopt(c, CURLOPT_WRITEDATA, &a);
+	curl.curl_easy_setopt(c, CURLOPT_ERRORBUFFER, curl_err);
+	curl.curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	/* reaching the socket is quick or never; the save itself may take long */
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl.curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	rc = curl_easy_perform(c);
+	rc = curl.curl_easy_perform(c);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (rc != CURLE_OK) {
 		fprintf(stderr, "hearth: snapshot: cannot reach the API at %s: %s\n", opts->api,
-			curl_err[0] ? curl_err : curl_easy_strerror(rc));
+			curl_err[0] ? curl_err : curl.curl_easy_strerror(rc));
 		goto out;
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl.curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
 	if (code != 200) {
 		fprintf(stderr, "hearth: snapshot: %s (HTTP %ld)\n", error_of(&a, &got), code);
 		status = SNAP_REFUSED;
@@ -117,10 +144,10 @@ int cli_snapshot(const struct cli_opts *opts)
 	status = 0;
 out:
 	json_object_put(got);
-	curl_slist_free_all(hdrs);
+	curl.curl_slist_free_all(hdrs);
 	if (c)
-		curl_easy_cleanup(c);
-	curl_global_cleanup();
+		curl.curl_easy_cleanup(c);
+	curl.curl_global_cleanup();
 	json_object_put(req);
 	free(a.text);
 	free(dir);
