@@ -71,15 +71,6 @@ int kvm_vm_create(struct kvm_sys *k, int *vmfd)
 		hearth_err("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
 		goto fail;
 	}
-	if (ioctl(fd, KVM_CREATE_IRQCHIP, 0) < 0) {
-		hearth_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
-		goto fail;
-	}
-	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
-	if (ioctl(fd, KVM_CREATE_PIT2, &pit) < 0) {
-		hearth_err("KVM_CREATE_PIT2: %s", strerror(errno));
-		goto fail;
-	}
 	if (k->user_msr) {
 		struct kvm_enable_cap cap = {.cap = KVM_CAP_X86_USER_SPACE_MSR,
 					     .args[0] = KVM_MSR_EXIT_REASON_FILTER};
@@ -91,6 +82,16 @@ int kvm_vm_create(struct kvm_sys *k, int *vmfd)
 fail:
 	close(fd);
 	return -1;
+}
+
+int kvm_vm_create_irqchip(int vmfd)
+{
+	if (ioctl(vmfd, KVM_CREATE_IRQCHIP, 0) < 0)
+		return hearth_err("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
+	if (ioctl(vmfd, KVM_CREATE_PIT2, &pit) < 0)
+		return hearth_err("KVM_CREATE_PIT2: %s", strerror(errno));
+	return 0;
 }
 
 int kvm_set_memory(int vmfd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva, bool readonly)

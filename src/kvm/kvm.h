@@ -21,8 +21,12 @@ struct kvm_vcpu_fd {
 int kvm_open(struct kvm_sys *k);
 void kvm_close(struct kvm_sys *k);
 
-/* VM with in-kernel irqchip (PIC, IOAPIC, LAPIC) and PIT. */
+/* The VM, without its interrupt controllers: register guest RAM first, then call
+ * kvm_vm_create_irqchip. On PVM a memory slot added after the in-kernel irqchip costs
+ * ~40 us per MiB (5.5 ms for 128 MiB), before it ~0.1 ms whatever the size. */
 int kvm_vm_create(struct kvm_sys *k, int *vmfd);
+/* In-kernel irqchip (PIC, IOAPIC, LAPIC) and PIT. */
+int kvm_vm_create_irqchip(int vmfd);
 int kvm_set_memory(int vmfd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva, bool readonly);
 int kvm_irq_line(int vmfd, unsigned gsi, int level);
 /* Route exits of these MSRs to user space (filter deny); n = 0 clears. */

@@ -166,8 +166,9 @@ static int create(struct vm *vm, const struct vm_config *cfg, int mem_fd)
 	}
 	if (memmap_check_size(cfg->memory) < 0 || boot_prepare(vm) < 0)
 		return EXIT_CONFIG;
+	/* RAM before the irqchip: see kvm_vm_create */
 	if (kvm_open(&vm->kvm) < 0 || kvm_vm_create(&vm->kvm, &vm->vmfd) < 0 ||
-	    vm_irq_init(vm) < 0 || setup_memory(vm) < 0)
+	    setup_memory(vm) < 0 || kvm_vm_create_irqchip(vm->vmfd) < 0 || vm_irq_init(vm) < 0)
 		return EXIT_HOST;
 	if (vm_build_devices(&vm->m, cfg) < 0)
 		return EXIT_CONFIG;
