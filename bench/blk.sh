@@ -6,7 +6,8 @@
 #   bench/blk.sh [BUILD_DIR]        default: build
 # Environment: BLK_IMAGE (default: a new file in $BLK_DIR, default /var/tmp; must not be
 # tmpfs, O_DIRECT needs a real file system), BLK_MIB (image size, 1024), RUNS (3), SECS
-# (seconds per run, 5), WORKLOADS ("randread:1 randread:32 seqread:4 seqwrite:4"), QEMU.
+# (seconds per run, 5), WORKLOADS ("randread:1 randread:32 seqread:4 seqwrite:4"), WAITS
+# ("irq poll": how the guest waits for completions, see bench/README.md), QEMU.
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -19,6 +20,7 @@ runs=${RUNS:-3}
 secs=${SECS:-5}
 mib=${BLK_MIB:-1024}
 workloads=${WORKLOADS:-randread:1 randread:32 seqread:4 seqwrite:4}
+waits=${WAITS:-irq poll}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if [ -n "${BLK_IMAGE:-}" ]; then
@@ -41,18 +43,18 @@ guest_rate() {
 	} END { exit !found }' "$1"
 }
 
-run_hearth() { # spec
+run_hearth() { # spec wait
 	timeout $((secs + 60)) "$hearth" --serial "file:$tmp/out" --device debug-exit \
-		--kernel "$testos" --cmdline "bench=blk-$1 secs=$secs" \
+		--kernel "$testos" --cmdline "bench=blk-$1 secs=$secs wait=$2" \
 		--device virtio-blk,id=vd0 --device "blk-file,path=$img,frontend=vd0,direct=on" \
 		>/dev/null 2>"$tmp/err" || [ $? -eq 1 ] || return 1
 	guest_rate "$tmp/out"
 }
 
-run_qemu() { # spec
+run_qemu() { # spec wait
 	timeout $((secs + 90)) "$qemu" -M pc -accel kvm -m 256 -display none -no-reboot \
 		-nodefaults -serial "file:$tmp/out" -device isa-debug-exit,iobase=0xf4,iosize=4 \
-		-kernel "$testos" -append "bench=blk-$1 secs=$secs" \
+		-kernel "$testos" -append "bench=blk-$1 secs=$secs wait=$2" \
 		-drive "file=$img,if=none,id=d0,format=raw,cache=none,aio=io_uring" \
 		-device virtio-blk-pci,drive=d0,disable-legacy=on >/dev/null 2>"$tmp/err" ||
 		[ $? -eq 1 ] || return 1
@@ -84,43 +86,49 @@ for w in $workloads; do
 	kind=${w%%:*}
 	qd=${w#*:}
 	spec=$kind:$qd
-	: >"$tmp/h"
-	: >"$tmp/q"
 	: >"$tmp/f"
+	for wait in $waits; do : >"$tmp/h.$wait" && : >"$tmp/q.$wait"; done
 	for r in $(seq "$runs"); do
-		if x=$(run_hearth "$spec"); then echo "$x" >>"$tmp/h"; else
-			echo "hearth $spec run $r failed: $(head -c 300 "$tmp/err")" >&2
-			status=1
-		fi
-		if x=$(run_qemu "$spec"); then echo "$x" >>"$tmp/q"; else
-			echo "qemu $spec run $r failed: $(head -c 300 "$tmp/err")" >&2
-			status=1
-		fi
+		line="run|$spec|$r"
+		for wait in $waits; do
+			if x=$(run_hearth "$spec" "$wait"); then echo "$x" >>"$tmp/h.$wait"; else
+				echo "hearth $spec wait=$wait run $r failed: $(head -c 300 "$tmp/err")" >&2
+				status=1
+			fi
+			if x=$(run_qemu "$spec" "$wait"); then echo "$x" >>"$tmp/q.$wait"; else
+				echo "qemu $spec wait=$wait run $r failed: $(head -c 300 "$tmp/err")" >&2
+				status=1
+			fi
+			line="$line|$wait: hearth $(tail -n 1 "$tmp/h.$wait"), qemu $(tail -n 1 "$tmp/q.$wait")"
+		done
 		if x=$(run_fio "$kind" "$qd"); then echo "$x" >>"$tmp/f"; else
 			echo "fio $spec run $r failed" >&2
 			status=1
 		fi
-		echo "run|$spec|$r|hearth $(tail -n 1 "$tmp/h")|qemu $(tail -n 1 "$tmp/q")|fio $(tail -n 1 "$tmp/f")"
+		echo "$line|fio $(tail -n 1 "$tmp/f")"
 	done
 	col=1 unit=IOPS
 	[ "$kind" = randread ] || col=2 unit=MB/s
-	h=$(cut -d' ' -f$col "$tmp/h" | median)
-	q=$(cut -d' ' -f$col "$tmp/q" | median)
 	f=$(cut -d' ' -f$col "$tmp/f" | median)
-	echo "summary|$spec|$unit|hearth=$h|qemu=$q|fio=$f"
+	for wait in $waits; do
+		h=$(cut -d' ' -f$col "$tmp/h.$wait" | median)
+		q=$(cut -d' ' -f$col "$tmp/q.$wait" | median)
+		echo "summary|$spec|$wait|$unit|hearth=$h|qemu=$q|fio=$f"
+	done
 done >"$tmp/log"
-grep '^run|' "$tmp/log" | sed 's/^run|/# /'
+grep '^run|' "$tmp/log" | sed 's/^run|/# /; s/|/  /g'
 echo
 awk -F'|' '
 function ratio(a, b) { return (a == "-" || b == "-" || b <= 0) ? "-" : sprintf("%.2f", a / b) }
 /^summary\|/ {
-	for (i = 4; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	for (i = 5; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
 	target = $2 ~ /^randread/ ? "hearth/qemu >= 1.2" : "hearth/fio >= 0.8"
-	printf "%-14s %-5s %10s %10s %10s %12s %11s  %s\n", $2, $3, v["hearth"], v["qemu"],
-		v["fio"], ratio(v["hearth"], v["qemu"]), ratio(v["hearth"], v["fio"]), target
+	printf "%-13s %-5s %-5s %10s %10s %10s %12s %11s  %s\n", $2, $3, $4, v["hearth"],
+		v["qemu"], v["fio"], ratio(v["hearth"], v["qemu"]), ratio(v["hearth"], v["fio"]),
+		target
 }
 BEGIN {
-	printf "%-14s %-5s %10s %10s %10s %12s %11s  %s\n", "median", "unit", "hearth", "qemu",
-		"host fio", "hearth/qemu", "hearth/fio", "target"
+	printf "%-13s %-5s %-5s %10s %10s %10s %12s %11s  %s\n", "median", "wait", "unit",
+		"hearth", "qemu", "host fio", "hearth/qemu", "hearth/fio", "target"
 }' "$tmp/log"
 exit $status

@@ -7,12 +7,15 @@
  *   bench=blk-seqwrite[:QD] 1 MiB writes the same way
  *
  * options: ops=N (requests; default: run for secs=T, default 5), bs=BYTES
- * (sequential request size, default 1 MiB).  QD requests stay in flight: each
- * poll of the used ring resubmits what completed and notifies once.  No
- * interrupts: the device is asked for none and the vCPU never enters ring 0.
+ * (sequential request size, default 1 MiB), wait=irq.  QD requests stay in
+ * flight: each poll of the used ring resubmits what completed and notifies
+ * once.  By default the device is asked for no interrupts and the vCPU spins
+ * in ring 3; wait=irq gives the queue an MSI-X vector and sleeps in ring 0
+ * (hlt) whenever nothing has completed, as a real guest would.
  *
  * Result lines, parsed by bench/blk.sh:
  *   # bench blk-randread qd=QD ops=N bytes=B tsc=CYCLES tsc_khz=K notifies=M errors=E
+ *     wait=poll|irq irqs=I
  */
 #include "testos.h"
 
@@ -40,7 +43,8 @@ NORETURN void blk_bench_main(const char *spec)
 			spec);
 		debug_exit(1);
 	}
-	if (!vblk_open(&b, VIRTIO_IRQ_NONE, 0, 0)) {
+	bool irq = cmdline_get("wait") && !strcmp(cmdline_get("wait"), "irq");
+	if (!vblk_open(&b, irq ? VIRTIO_IRQ_MSIX : VIRTIO_IRQ_NONE, 0x40, 0)) {
 		kprintf("# bench: virtio-blk: %s\n", b.vd.error);
 		debug_exit(1);
 	}
@@ -62,10 +66,12 @@ NORETURN void blk_bench_main(const char *spec)
 	}
 	for (uint64_t i = 0; i < qd * bs / 8; i++)
 		((uint64_t *)buf)[i] = blk_pattern(8 * i);
-	virtq_quiet(&b.q);
+	if (!irq)
+		virtq_quiet(&b.q);
 	uint32_t type = swrite ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
 	uint64_t x = 0x9E3779B97F4A7C15ull, next = 0, issued = 0, done = 0, errors = 0;
 	uint64_t per_ms = tsc_per_ms(); /* calibrated before the clock starts */
+	uint64_t irqs0 = irq_count[0x40 + (b.q.vector & 0xFF)];
 	uint64_t t0 = rdtsc(), end = t0 + secs * 1000 * per_ms;
 	bool stop = false;
 
@@ -117,13 +123,17 @@ NORETURN void blk_bench_main(const char *spec)
 		}
 		if (any)
 			virtq_kick(&b.q);
+		else if (irq)
+			virtq_idle(&b.q);
 		else
 			cpu_relax();
 	}
 	uint64_t t1 = rdtsc();
+	unsigned vec = 0x40 + b.q.vector;
 	kprintf("# bench %.*s qd=%lu ops=%lu bytes=%lu tsc=%lu tsc_khz=%lu notifies=%lu "
-		"errors=%lu\n",
-		(int)klen, kind, qd, done, done * bs, t1 - t0, per_ms, b.q.notifies, errors);
+		"errors=%lu wait=%s irqs=%lu\n",
+		(int)klen, kind, qd, done, done * bs, t1 - t0, per_ms, b.q.notifies, errors,
+		irq ? "irq" : "poll", irq ? irq_count[vec] - irqs0 : 0);
 	virtio_reset(&b.vd);
 	debug_exit(errors ? 1 : 0);
 }

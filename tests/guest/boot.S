@@ -155,12 +155,19 @@ isr_stubs:
  * with a magic in edi is the test OS's one system call: rdmsr (edi = UD_RDMSR) or wrmsr
  * (edi = UD_WRMSR), ecx = MSR, edx:eax = value, as the instructions take them. Any other
  * ud2 is a real invalid opcode.
+ *
+ * edi = UD_WAIT idles the CPU until the next interrupt (ring 3 cannot hlt): rcx points to
+ * a counter (irq_count[v]) and rax holds the value ring 3 last saw. The gate entered with
+ * IF clear, so an interrupt that came after that check stays pending until sti, whose
+ * shadow covers hlt: no wake-up is lost.
  */
 ud_service:
 	cmp $UD_RDMSR, %edi
 	je 1f
 	cmp $UD_WRMSR, %edi
 	je 2f
+	cmp $UD_WAIT, %edi
+	je 3f
 	pushq $0
 	pushq $6
 	jmp exc_common
@@ -170,6 +177,12 @@ ud_service:
 2:	wrmsr
 	addq $2, (%rsp)
 	iretq
+3:	addq $2, (%rsp)
+	cmp %rax, (%rcx)
+	jne 4f
+	sti
+	hlt
+4:	iretq
 
 irq_eoi:
 	push %rax

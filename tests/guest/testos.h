@@ -224,6 +224,7 @@ void test_cmos(void);
 void test_testdev(void);
 void test_unhooked(void);
 void test_hooks(void);
+void test_hostile(void);
 extern uint32_t early_cpuid[4]; /* boot.S: CPUID 0x40000100 at entry */
 void test_smp(void);
 
@@ -421,6 +422,7 @@ bool virtq_get(struct virtq *q, void **cookie, uint32_t *len);
 bool virtq_ready(const struct virtq *q); /* a used entry is waiting */
 void virtq_quiet(struct virtq *q);	 /* ask the device for no interrupts (we poll) */
 bool virtq_wait(struct virtq *q, void **cookie, uint32_t *len, uint64_t ms);
+void virtq_idle(struct virtq *q); /* hlt until the queue's interrupt (MSI-X or INTx) */
 void test_virtio_irq(void);
 
 /* ---- virtio_blk.c ---- */

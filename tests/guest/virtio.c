@@ -523,6 +523,20 @@ bool virtq_get(struct virtq *q, void **cookie, uint32_t *len)
 	return true;
 }
 
+/* Sleeps in ring 0 (ud2 UD_WAIT) until the queue's interrupt, unless a used
+ * entry is already there.  The device only interrupts past used_event, which
+ * virtq_get() wrote: the fence orders that store before the index load. */
+void virtq_idle(struct virtq *q)
+{
+	const struct virtio_dev *vd = q->vd;
+	unsigned vec = vd->irq == VIRTIO_IRQ_MSIX ? vd->vector_base + q->vector : vd->vector_base;
+	uint64_t seen = irq_count[vec];
+	mb();
+	if (virtq_ready(q) || vd->irq == VIRTIO_IRQ_NONE)
+		return;
+	__asm__ volatile("ud2" : : "D"(UD_WAIT), "c"(&irq_count[vec]), "a"(seen) : "memory");
+}
+
 bool virtq_wait(struct virtq *q, void **cookie, uint32_t *len, uint64_t ms)
 {
 	uint64_t end = deadline_ms(ms);
