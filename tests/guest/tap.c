@@ -20,6 +20,7 @@ static const struct testcase tests[] = {
 	{"virtio-irq", test_virtio_irq, true},
 	{"virtio-console", test_virtio_console, true},
 	{"virtio-rng", test_virtio_rng, true},
+	{"hostile", test_hostile, true},
 };
 
 static char diag[4096];
