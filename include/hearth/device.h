@@ -33,8 +33,13 @@ struct hearth_dev_class {
 	/* optional: called before save with every vCPU paused and without the device lock;
 	 * returns once the device has no I/O in flight (asynchronous requests completed, their
 	 * results in guest memory and rings), or -1 with hearth_err, which fails the checkpoint.
-	 * The device starts new I/O again only when the guest asks after the VM resumes. */
+	 * From then on the device starts no I/O (it holds back what the guest asked for before
+	 * the pause, e.g. a queue notification still on its way) until unquiesce. */
 	int (*quiesce)(struct hearth_dev *dev);
+	/* optional: the checkpoint is over (saved or failed), without the device lock; the
+	 * device starts what it held back. Called for every device of the VM after every
+	 * snapshot attempt, so it must be harmless when quiesce was not called. */
+	void (*unquiesce)(struct hearth_dev *dev);
 	/* optional: extra text for `hearth devices` (e.g. a backend's path) */
 	void (*describe)(struct hearth_dev *dev, char *buf, size_t len);
 };

@@ -79,6 +79,10 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c);
  * without a status byte): the queue is broken as if the ring itself were bad. why is a static
  * string. */
 void virtq_break(struct virtq *vq, const char *why);
+/* Walk chain `head` again, with every check virtq_pop makes, without moving last_avail: a
+ * chain popped before a checkpoint and not yet used, rebuilt after the restore. 0, or -1 with
+ * the queue broken (vq->why). */
+int virtq_chain_at(struct virtq *vq, uint16_t head, struct virtq_chain *c);
 /* Give back the last popped chain unconsumed (e.g. out of resources): it pops again next. */
 void virtq_unpop(struct virtq *vq);
 

@@ -23,6 +23,7 @@
 
 #include "dev/machine.h"
 #include "hearth/blk.h"
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 #include "hearth/loop.h"
 
@@ -512,6 +513,65 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	return hearth_blk_backend_attach(dev, cfg, &info, &bf_ops, bf, &bf->fe_ops, &bf->fe);
 }
 
+/* ---- checkpoints ----
+ * The image's data stays in the image: a checkpoint records which image it was taken with, and
+ * the restore (which opened the image again by the saved configuration's path) checks it is
+ * the same size and opened the same way. The virtio-blk frontend's quiesce has already waited
+ * for every request, so nothing of ours is in flight. Keeping the image unchanged from the
+ * snapshot to the restore is the user's business (docs/checkpoint-format.md). */
+
+#define BF_CKPT_VERSION 1
+
+static int bf_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct blk_file *bf = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_set_version(ck, BF_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_put_str(ck, "path", bf->path) < 0 ||
+	    hearth_ckpt_put_u64(ck, "size", bf->size) < 0 ||
+	    hearth_ckpt_put_bool(ck, "readonly", bf->readonly) < 0 ||
+	    hearth_ckpt_put_bool(ck, "direct", bf->direct) < 0)
+		return -1;
+	return 0;
+}
+
+static int bf_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct blk_file *bf = hearth_dev_priv(dev);
+	const char *name = hearth_ckpt_name(ck);
+	char path[PATH_MAX];
+	uint64_t size;
+	bool ro, direct;
+
+	if (hearth_ckpt_accept_versions(ck, 1, BF_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_get_str(ck, "path", path, sizeof(path)) < 0 ||
+	    hearth_ckpt_get_u64(ck, "size", &size) < 0 ||
+	    hearth_ckpt_get_bool(ck, "readonly", &ro) < 0 ||
+	    hearth_ckpt_get_bool(ck, "direct", &direct) < 0)
+		return -1;
+	if (strcmp(path, bf->path) != 0)
+		return hearth_err(
+			"checkpoint context '%s': key 'path': the checkpoint was taken with "
+			"disk '%s', this VM opened '%s'",
+			name, path, bf->path);
+	if (size != bf->size)
+		return hearth_err("checkpoint context '%s': key 'size': disk '%s' has %llu bytes, "
+				  "%llu when the checkpoint was taken",
+				  name, bf->path, (unsigned long long)bf->size,
+				  (unsigned long long)size);
+	if (ro != bf->readonly)
+		return hearth_err("checkpoint context '%s': key 'readonly': disk '%s' was %s, it "
+				  "is %s now",
+				  name, bf->path, ro ? "read-only" : "writable",
+				  bf->readonly ? "read-only" : "writable");
+	if (direct != bf->direct)
+		return hearth_err(
+			"checkpoint context '%s': key 'direct': disk '%s' was opened with "
+			"direct=%s, now with direct=%s",
+			name, bf->path, direct ? "on" : "off", bf->direct ? "on" : "off");
+	return 0;
+}
+
 static void bf_describe(struct hearth_dev *dev, char *buf, size_t len)
 {
 	struct blk_file *bf = hearth_dev_priv(dev);
@@ -523,4 +583,5 @@ static void bf_describe(struct hearth_dev *dev, char *buf, size_t len)
 HEARTH_DEVICE_CLASS(blk_file_class, .name = "blk-file",
 		    .summary = "block backend: a raw image through io_uring (path=, frontend=, "
 			       "readonly=, direct=)",
-		    .init = bf_init, .free = bf_free, .describe = bf_describe);
+		    .init = bf_init, .free = bf_free, .save = bf_save, .load = bf_load,
+		    .describe = bf_describe);

@@ -1,5 +1,6 @@
 /* blk-ram: a disk held in anonymous memory, zero-filled, gone when the VM ends. Requests
- * finish inside submit; discarded whole pages go back to the host. */
+ * finish inside submit; discarded whole pages go back to the host. Its data goes into the
+ * checkpoint (the pages that are not all zeroes), within the limits below. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/mman.h>
 
 #include "hearth/blk.h"
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
 #define RAM_PAGE 4096u
@@ -131,6 +133,146 @@ static int ram_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	return hearth_blk_backend_attach(dev, cfg, &info, &ram_ops, r, &r->fe_ops, &r->fe);
 }
 
+/* ---- checkpoints ----
+ * Fields: size, readonly (checked against the rebuilt disk), pages (u32 array: indexes of the
+ * 4 KiB pages that hold anything but zeroes, ascending) and data (those pages back to back; the
+ * last page of the disk only as far as the disk goes). The state file is read whole on restore,
+ * so the data is capped, and finding it means reading the whole disk, so the disk size is too:
+ * a VM whose RAM disk is over either limit refuses to checkpoint, naming the disk. */
+
+#define RAM_CKPT_VERSION 1
+#define RAM_CKPT_DATA_MAX (64u << 20)
+#define RAM_CKPT_SIZE_MAX (16ull << 30)
+
+static bool page_zero(const uint8_t *p, size_t n)
+{
+	const uint64_t *w = (const uint64_t *)p;
+
+	for (size_t i = 0; i < n / 8; i++)
+		if (w[i])
+			return false;
+	for (size_t i = n / 8 * 8; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static size_t page_len(const struct blk_ram *r, uint64_t page)
+{
+	uint64_t off = page * RAM_PAGE;
+
+	return r->size - off < RAM_PAGE ? (size_t)(r->size - off) : RAM_PAGE;
+}
+
+static int ram_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct blk_ram *r = hearth_dev_priv(dev);
+	uint64_t npages = (r->size + RAM_PAGE - 1) / RAM_PAGE, used = 0;
+	uint32_t *pages = NULL;
+	uint8_t *data = NULL;
+	size_t bytes = 0;
+	int ret = -1;
+
+	if (r->size > RAM_CKPT_SIZE_MAX)
+		return hearth_err("RAM disk of %llu bytes: a checkpoint holds RAM disks of up to "
+				  "%llu bytes (use blk-file for larger disks)",
+				  (unsigned long long)r->size, RAM_CKPT_SIZE_MAX);
+	for (uint64_t p = 0; p < npages; p++)
+		if (!page_zero(r->mem + p * RAM_PAGE, page_len(r, p))) {
+			used++;
+			bytes += page_len(r, p);
+		}
+	if (bytes > RAM_CKPT_DATA_MAX)
+		return hearth_err("RAM disk holds %zu bytes of data: a checkpoint holds up to %u "
+				  "(use blk-file for larger data)",
+				  bytes, RAM_CKPT_DATA_MAX);
+	pages = malloc(used ? used * sizeof(*pages) : 1);
+	data = malloc(bytes ? bytes : 1);
+	if (!pages || !data) {
+		hearth_err("out of memory");
+		goto out;
+	}
+	used = bytes = 0;
+	for (uint64_t p = 0; p < npages; p++) {
+		size_t n = page_len(r, p);
+		if (page_zero(r->mem + p * RAM_PAGE, n))
+			continue;
+		pages[used++] = (uint32_t)p;
+		memcpy(data + bytes, r->mem + p * RAM_PAGE, n);
+		bytes += n;
+	}
+	if (hearth_ckpt_set_version(ck, RAM_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_put_u64(ck, "size", r->size) < 0 ||
+	    hearth_ckpt_put_bool(ck, "readonly", r->readonly) < 0 ||
+	    hearth_ckpt_put_u32_array(ck, "pages", pages, used) < 0 ||
+	    hearth_ckpt_put_bytes(ck, "data", data, bytes) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(pages);
+	free(data);
+	return ret;
+}
+
+static int ram_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct blk_ram *r = hearth_dev_priv(dev);
+	const char *name = hearth_ckpt_name(ck);
+	uint64_t npages = (r->size + RAM_PAGE - 1) / RAM_PAGE, size, want = 0;
+	size_t max = RAM_CKPT_DATA_MAX / RAM_PAGE + 1, n, len;
+	uint32_t *pages;
+	const void *data;
+	bool ro;
+	int ret = -1;
+
+	if (hearth_ckpt_accept_versions(ck, 1, RAM_CKPT_VERSION) < 0 ||
+	    hearth_ckpt_get_u64(ck, "size", &size) < 0 ||
+	    hearth_ckpt_get_bool(ck, "readonly", &ro) < 0)
+		return -1;
+	if (size != r->size)
+		return hearth_err(
+			"checkpoint context '%s': key 'size': the RAM disk had %llu bytes, "
+			"this one has %llu",
+			name, (unsigned long long)size, (unsigned long long)r->size);
+	if (ro != r->readonly)
+		return hearth_err("checkpoint context '%s': key 'readonly': the RAM disk was %s",
+				  name, ro ? "read-only" : "writable");
+	if (max > npages)
+		max = npages;
+	pages = malloc((max ? max : 1) * sizeof(*pages));
+	if (!pages)
+		return hearth_err("out of memory");
+	if (hearth_ckpt_get_u32_array(ck, "pages", pages, max, &n) < 0 ||
+	    hearth_ckpt_get_blob(ck, "data", &data, &len) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (pages[i] >= npages || (i && pages[i] <= pages[i - 1])) {
+			hearth_err("checkpoint context '%s': key 'pages': entry %zu (%u) is not an "
+				   "ascending page index below %llu",
+				   name, i, pages[i], (unsigned long long)npages);
+			goto out;
+		}
+		want += page_len(r, pages[i]);
+	}
+	if (len != want) {
+		hearth_err("checkpoint context '%s': key 'data': %zu bytes for %zu pages that "
+			   "hold %llu",
+			   name, len, n, (unsigned long long)want);
+		goto out;
+	}
+	zero_range(r, 0, r->size);
+	const uint8_t *src = data;
+	for (size_t i = 0; i < n; i++) {
+		size_t pl = page_len(r, pages[i]);
+		memcpy(r->mem + (uint64_t)pages[i] * RAM_PAGE, src, pl);
+		src += pl;
+	}
+	ret = 0;
+out:
+	free(pages);
+	return ret;
+}
+
 static void ram_describe(struct hearth_dev *dev, char *buf, size_t len)
 {
 	struct blk_ram *r = hearth_dev_priv(dev);
@@ -141,4 +283,5 @@ static void ram_describe(struct hearth_dev *dev, char *buf, size_t len)
 
 HEARTH_DEVICE_CLASS(blk_ram_class, .name = "blk-ram",
 		    .summary = "block backend: a zero-filled disk in memory (size=, frontend=)",
-		    .init = ram_init, .free = ram_free, .describe = ram_describe);
+		    .init = ram_init, .free = ram_free, .save = ram_save, .load = ram_load,
+		    .describe = ram_describe);

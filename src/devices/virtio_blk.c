@@ -3,6 +3,7 @@
  * PCI. */
 #include <stdio.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 #include "virtio/virtio_blk.h"
 #include "virtio/virtio_dev.h"
@@ -28,6 +29,48 @@ static void vblk_reset(struct hearth_dev *dev)
 	virtio_transport_reset(virtio_blk_vdev(dev));
 }
 
+/* ---- checkpoints ---- */
+
+#define VBLK_CKPT_VERSION 1
+/* A backend that has not finished a request after this long is stuck: the checkpoint fails
+ * rather than waiting forever (the VM then resumes). */
+#define QUIESCE_TIMEOUT_MS 30000
+
+static int vblk_quiesce(struct hearth_dev *dev)
+{
+	struct virtio_device *vd = virtio_blk_vdev(dev);
+
+	hearth_dev_lock(dev);
+	virtio_transport_freeze(vd);
+	hearth_dev_unlock(dev);
+	/* without the lock: the completions we wait for take it on the event-loop thread */
+	return virtio_blk_wait_idle(dev, QUIESCE_TIMEOUT_MS);
+}
+
+static void vblk_unquiesce(struct hearth_dev *dev)
+{
+	hearth_dev_lock(dev);
+	virtio_transport_thaw(virtio_blk_vdev(dev));
+	virtio_blk_resume(dev);
+	hearth_dev_unlock(dev);
+}
+
+static int vblk_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	if (hearth_ckpt_set_version(ck, VBLK_CKPT_VERSION) < 0 ||
+	    virtio_transport_save(virtio_blk_vdev(dev), ck) < 0)
+		return -1;
+	return virtio_blk_save(dev, ck);
+}
+
+static int vblk_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	if (hearth_ckpt_accept_versions(ck, 1, VBLK_CKPT_VERSION) < 0 ||
+	    virtio_transport_load(virtio_blk_vdev(dev), ck) < 0)
+		return -1;
+	return virtio_blk_load(dev, ck);
+}
+
 static void vblk_describe(struct hearth_dev *dev, char *buf, size_t len)
 {
 	char where[160], what[192];
@@ -40,5 +83,6 @@ static void vblk_describe(struct hearth_dev *dev, char *buf, size_t len)
 HEARTH_DEVICE_CLASS(virtio_blk_class, .name = "virtio-blk",
 		    .summary = "virtio block device on PCI (queues=, queue-size=, serial=); a "
 			       "blk-file or blk-ram backend names it as its frontend",
-		    .init = vblk_init, .free = vblk_free, .reset = vblk_reset,
+		    .init = vblk_init, .free = vblk_free, .reset = vblk_reset, .save = vblk_save,
+		    .load = vblk_load, .quiesce = vblk_quiesce, .unquiesce = vblk_unquiesce,
 		    .describe = vblk_describe);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "hearth/chardev.h"
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 #include "virtio/virtio_dev.h"
 
@@ -85,7 +86,8 @@ static void tx_run(struct vcon *s)
 	bool pushed = false;
 
 	/* a ring's worth per call: chains added meanwhile come with a kick of their own */
-	for (unsigned i = 0; i <= vq->size && s->live && !s->tx_blocked; i++) {
+	/* frozen for a checkpoint: the held chain stays held; thaw runs us again */
+	for (unsigned i = 0; i <= vq->size && s->live && !s->tx_blocked && !s->vd.frozen; i++) {
 		if (!s->tx_held) {
 			s->tx = (struct virtq_chain){.cap = MAX_SEGS, .segs = s->tx_segs};
 			int got = virtq_pop(vq, &s->tx);
@@ -129,7 +131,7 @@ static size_t fe_receive(void *fe, const uint8_t *buf, size_t len)
 	bool pushed = false;
 
 	hearth_dev_lock(s->vd.dev);
-	for (unsigned i = 0; i < vq->size && taken < len && s->live; i++) {
+	for (unsigned i = 0; i < vq->size && taken < len && s->live && !s->vd.frozen; i++) {
 		struct virtq_chain c = {.cap = MAX_SEGS, .segs = s->rx_segs};
 		int got = virtq_pop(vq, &c);
 		if (got < 0)
@@ -269,6 +271,94 @@ static void con_free(struct hearth_dev *dev)
 	free(s);
 }
 
+/* ---- checkpoints ----
+ * The transport's state, plus the output chain being written when the backend had no room for
+ * all of it: its head and how much of it went. The chain itself is in guest memory and is
+ * walked again (with every check) on load. Input owed to the backend is not kept: the
+ * restored backend starts afresh and offers what it reads. */
+
+#define CON_CKPT_VERSION 1
+
+static int con_quiesce(struct hearth_dev *dev)
+{
+	struct vcon *s = hearth_dev_priv(dev);
+
+	/* everything is served inline: holding notifications and backend input back is enough */
+	hearth_dev_lock(dev);
+	virtio_transport_freeze(&s->vd);
+	hearth_dev_unlock(dev);
+	return 0;
+}
+
+static void con_unquiesce(struct hearth_dev *dev)
+{
+	struct vcon *s = hearth_dev_priv(dev);
+
+	hearth_dev_lock(dev);
+	virtio_transport_thaw(&s->vd);
+	rx_resume(s);
+	tx_run(s);
+	hearth_dev_unlock(dev);
+}
+
+static int con_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct vcon *s = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_set_version(ck, CON_CKPT_VERSION) < 0 ||
+	    virtio_transport_save(&s->vd, ck) < 0 ||
+	    hearth_ckpt_put_bool(ck, "con.tx_held", s->tx_held) < 0 ||
+	    hearth_ckpt_put_u16(ck, "con.tx_head", s->tx_held ? s->tx.head : 0) < 0 ||
+	    hearth_ckpt_put_u64(ck, "con.tx_off", s->tx_held ? s->tx_off : 0) < 0)
+		return -1;
+	return 0;
+}
+
+static int con_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct vcon *s = hearth_dev_priv(dev);
+	struct virtq *tx = &s->vqs[TXQ], *rx = &s->vqs[RXQ];
+	bool held;
+	uint16_t head;
+	uint64_t off;
+
+	if (hearth_ckpt_accept_versions(ck, 1, CON_CKPT_VERSION) < 0 ||
+	    virtio_transport_load(&s->vd, ck) < 0 ||
+	    hearth_ckpt_get_bool(ck, "con.tx_held", &held) < 0 ||
+	    hearth_ckpt_get_u16(ck, "con.tx_head", &head) < 0 ||
+	    hearth_ckpt_get_u64(ck, "con.tx_off", &off) < 0)
+		return -1;
+	/* live is "DRIVER_OK since the last reset", which is what the status says */
+	s->live = virtio_transport_status(&s->vd) & VIRTIO_STATUS_DRIVER_OK;
+	s->tx_held = s->tx_blocked = s->rx_owed = false;
+	/* input chains are filled as they are taken; an output chain only while held */
+	if (rx->enabled && !rx->broken && rx->last_avail != rx->used_idx)
+		return hearth_err("checkpoint context '%s': key 'vq.last_avail': receive queue has "
+				  "%u chains taken and not used; virtio-console holds none",
+				  hearth_ckpt_name(ck), (uint16_t)(rx->last_avail - rx->used_idx));
+	uint16_t taken = tx->enabled && !tx->broken ? (uint16_t)(tx->last_avail - tx->used_idx) : 0;
+	if (taken != (held && s->live && !tx->broken ? 1 : 0))
+		return hearth_err(
+			"checkpoint context '%s': key 'con.tx_held': %s, but the transmit "
+			"queue has %u chains taken and not used",
+			hearth_ckpt_name(ck), held ? "a chain is held" : "no chain held", taken);
+	if (!held || !taken)
+		return 0;
+	s->tx = (struct virtq_chain){.cap = MAX_SEGS, .segs = s->tx_segs};
+	if (virtq_chain_at(tx, head, &s->tx) < 0)
+		return hearth_err("checkpoint context '%s': key 'con.tx_head': the held chain %u: "
+				  "%s",
+				  hearth_ckpt_name(ck), head, tx->why);
+	if (off > s->tx.read_len)
+		return hearth_err("checkpoint context '%s': key 'con.tx_off': %llu bytes sent of a "
+				  "chain of %llu",
+				  hearth_ckpt_name(ck), (unsigned long long)off,
+				  (unsigned long long)s->tx.read_len);
+	s->tx_held = true;
+	s->tx_off = off;
+	return 0;
+}
+
 static void con_reset_dev(struct hearth_dev *dev)
 {
 	virtio_transport_reset(&((struct vcon *)hearth_dev_priv(dev))->vd);
@@ -282,5 +372,6 @@ static void con_describe(struct hearth_dev *dev, char *buf, size_t len)
 HEARTH_DEVICE_CLASS(virtio_console_class, .name = "virtio-console",
 		    .summary = "virtio console on PCI, one port; a char backend (char-stdio, "
 			       "char-file, char-socket, char-pty) names it as its frontend (addr=)",
-		    .init = con_init, .free = con_free, .reset = con_reset_dev,
+		    .init = con_init, .free = con_free, .reset = con_reset_dev, .save = con_save,
+		    .load = con_load, .quiesce = con_quiesce, .unquiesce = con_unquiesce,
 		    .describe = con_describe);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 #include "virtio/virtio_dev.h"
 
@@ -111,6 +112,56 @@ static void rng_reset(struct hearth_dev *dev)
 	virtio_transport_reset(&((struct vrng *)hearth_dev_priv(dev))->vd);
 }
 
+/* ---- checkpoints: the transport's state is all there is ---- */
+
+#define RNG_CKPT_VERSION 1
+
+static int rng_quiesce(struct hearth_dev *dev)
+{
+	struct vrng *r = hearth_dev_priv(dev);
+
+	/* requests are served inline: holding notifications back is enough */
+	hearth_dev_lock(dev);
+	virtio_transport_freeze(&r->vd);
+	hearth_dev_unlock(dev);
+	return 0;
+}
+
+static void rng_unquiesce(struct hearth_dev *dev)
+{
+	struct vrng *r = hearth_dev_priv(dev);
+
+	hearth_dev_lock(dev);
+	virtio_transport_thaw(&r->vd);
+	hearth_dev_unlock(dev);
+}
+
+static int rng_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct vrng *r = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_set_version(ck, RNG_CKPT_VERSION) < 0)
+		return -1;
+	return virtio_transport_save(&r->vd, ck);
+}
+
+static int rng_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct vrng *r = hearth_dev_priv(dev);
+
+	if (hearth_ckpt_accept_versions(ck, 1, RNG_CKPT_VERSION) < 0)
+		return -1;
+	if (virtio_transport_load(&r->vd, ck) < 0)
+		return -1;
+	/* nothing is popped and left unused: every chain is filled as it is taken */
+	if (r->vq.enabled && !r->vq.broken && r->vq.last_avail != r->vq.used_idx)
+		return hearth_err("checkpoint context '%s': key 'vq.last_avail': %u chains taken "
+				  "and not used; virtio-rng holds none",
+				  hearth_ckpt_name(ck),
+				  (uint16_t)(r->vq.last_avail - r->vq.used_idx));
+	return 0;
+}
+
 static void rng_describe(struct hearth_dev *dev, char *buf, size_t len)
 {
 	virtio_transport_describe(&((struct vrng *)hearth_dev_priv(dev))->vd, buf, len);
@@ -118,5 +169,6 @@ static void rng_describe(struct hearth_dev *dev, char *buf, size_t len)
 
 HEARTH_DEVICE_CLASS(virtio_rng_class, .name = "virtio-rng",
 		    .summary = "virtio entropy device on PCI, fed by the host's getrandom (addr=)",
-		    .init = rng_init, .free = rng_free, .reset = rng_reset,
+		    .init = rng_init, .free = rng_free, .reset = rng_reset, .save = rng_save,
+		    .load = rng_load, .quiesce = rng_quiesce, .unquiesce = rng_unquiesce,
 		    .describe = rng_describe);

@@ -408,15 +408,22 @@ static int quiesce_devices(struct vm *vm)
 	return 0;
 }
 
+/* Every device, whether its quiesce ran or not (the op is harmless then): what a device held
+ * back while the state was saved starts now. */
+static void unquiesce_devices(struct vm *vm)
+{
+	for (struct hearth_dev *d = vm->m.devs; d; d = d->next)
+		if (d->cls->unquiesce)
+			d->cls->unquiesce(d);
+}
+
+static int save_quiesced(struct vm *vm, const char *dir, const struct timespec *t0);
+
 int vm_snapshot(struct vm *vm, const char *dir_arg)
 {
-	struct hearth_ckpt_writer *w = NULL;
-	struct kvm_vcpu_state *st = NULL;
-	uint8_t id[VMSNAP_ID_LEN];
-	char dir[4000], tmp[4032];
-	uint64_t written = 0;
+	char dir[4000];
 	struct timespec t0;
-	int exists, ret = -1;
+	int ret;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (!dir_arg || !*dir_arg || strlen(dir_arg) >= sizeof(dir))
@@ -432,8 +439,22 @@ int vm_snapshot(struct vm *vm, const char *dir_arg)
 		if (!d->cls->save || !d->cls->load)
 			return hearth_err("device '%s' (%s) cannot be checkpointed: no %s op",
 					  d->id, d->cls->name, d->cls->save ? "load" : "save");
-	if (quiesce_devices(vm) < 0)
-		return -1;
+	ret = quiesce_devices(vm);
+	if (ret == 0)
+		ret = save_quiesced(vm, dir, &t0);
+	unquiesce_devices(vm);
+	return ret;
+}
+
+static int save_quiesced(struct vm *vm, const char *dir, const struct timespec *t0)
+{
+	struct hearth_ckpt_writer *w = NULL;
+	struct kvm_vcpu_state *st = NULL;
+	uint8_t id[VMSNAP_ID_LEN];
+	char tmp[4032];
+	uint64_t written = 0;
+	int exists, ret = -1;
+
 	exists = replaceable(dir);
 	if (exists < 0)
 		return -1;
@@ -459,7 +480,7 @@ int vm_snapshot(struct vm *vm, const char *dir_arg)
 	tmp[0] = 0;
 	if (getenv("HEARTH_SNAPSHOT_VERBOSE"))
 		hearth_log("snapshot '%s': %llu MiB of guest RAM written, %.1f ms", dir,
-			   (unsigned long long)(written >> 20), ms_since(&t0));
+			   (unsigned long long)(written >> 20), ms_since(t0));
 	ret = 0;
 out:
 	if (ret < 0)

@@ -5,12 +5,15 @@
 #include "virtio/virtio_blk.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hearth/blk.h"
+#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 #include "hearth/error.h"
 #include "virtio/virtio_dev.h"
@@ -63,6 +66,14 @@ struct virtio_blk {
 	void *be;
 	struct hearth_blk_info info;
 	char be_name[128];
+
+	/* Requests the backend accepted and has not completed (stale ones included). Guarded by
+	 * idle_lock, not the device lock, so that quiesce can wait for it to reach 0 without
+	 * the device lock while completions (which hold the device lock) bring it down. Lock
+	 * order: device lock, then idle_lock; idle_lock is never held while taking another. */
+	pthread_mutex_t idle_lock;
+	pthread_cond_t idle; /* broadcast when inflight reaches 0 */
+	unsigned inflight;
 };
 
 static struct virtio_blk *of_vd(struct virtio_device *vd)
@@ -90,6 +101,34 @@ static uint64_t offered_features(const struct virtio_blk *blk)
 	if (blk->be_ops && blk->info.write_zeroes && !blk->info.readonly)
 		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	return f;
+}
+
+/* ---- requests in flight ---- */
+
+static void inflight_inc(struct virtio_blk *blk)
+{
+	pthread_mutex_lock(&blk->idle_lock);
+	blk->inflight++;
+	pthread_mutex_unlock(&blk->idle_lock);
+}
+
+/* Returns what is left. */
+static unsigned inflight_dec(struct virtio_blk *blk)
+{
+	pthread_mutex_lock(&blk->idle_lock);
+	unsigned left = --blk->inflight;
+	if (left == 0)
+		pthread_cond_broadcast(&blk->idle);
+	pthread_mutex_unlock(&blk->idle_lock);
+	return left;
+}
+
+static unsigned inflight_get(struct virtio_blk *blk)
+{
+	pthread_mutex_lock(&blk->idle_lock);
+	unsigned n = blk->inflight;
+	pthread_mutex_unlock(&blk->idle_lock);
+	return n;
 }
 
 /* ---- completing ---- */
@@ -163,9 +202,12 @@ static int submit(struct virtio_blk *blk, struct vblk_req *req)
 				hearth_dev_id(blk->dev));
 		return VIRTIO_BLK_S_IOERR;
 	}
+	/* counted before the backend sees it: its completion can only come later (blk.h) */
+	inflight_inc(blk);
 	int r = blk->be_ops->submit(blk->be, &req->br);
 	if (r == HEARTH_BLK_ASYNC)
 		return -1;
+	inflight_dec(blk);
 	return r == HEARTH_BLK_DONE ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR;
 }
 
@@ -290,6 +332,12 @@ static void run_queue(struct virtio_blk *blk, unsigned q)
 	bool started = false;
 
 	bq->stalled = false;
+	/* a device being reset starts nothing; a frozen one (checkpoint) runs the queue when
+	 * it thaws */
+	if (blk->vd.frozen || blk->vd.resetting) {
+		bq->stalled = blk->vd.frozen;
+		return;
+	}
 	/* a broken device pops nothing more until the driver resets it */
 	while (!blk->broken) {
 		struct vblk_req *req = bq->free;
@@ -384,11 +432,17 @@ static void vblk_reset(struct virtio_device *vd)
 		blk->qs[q].stalled = blk->qs[q].pushed = false;
 }
 
+static bool vblk_in_flight(struct virtio_device *vd)
+{
+	return inflight_get(of_vd(vd)) > 0;
+}
+
 static const struct virtio_device_ops vblk_ops = {
 	.config_read = vblk_config_read,
 	.features_ok = vblk_features_ok,
 	.notify = vblk_notify,
 	.reset = vblk_reset,
+	.in_flight = vblk_in_flight,
 };
 
 /* ---- blk frontend ops (backend side) ---- */
@@ -435,6 +489,9 @@ static void fe_complete(void *fe, struct hearth_blk_req *br, int result)
 		finish(blk, req, result == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
 	else
 		release(&blk->qs[req->q], req);
+	/* the last old request of a reset finished moving data: the reset may complete */
+	if (inflight_dec(blk) == 0 && blk->vd.resetting && blk->vd.tops && blk->vd.tops->reset_done)
+		blk->vd.tops->reset_done(&blk->vd);
 	hearth_dev_unlock(blk->dev);
 }
 
@@ -482,6 +539,8 @@ int virtio_blk_setup(struct hearth_dev *dev, struct hearth_cfg *cfg)
 		return hearth_err("out of memory");
 	hearth_dev_set_priv(dev, blk);
 	blk->dev = dev;
+	pthread_mutex_init(&blk->idle_lock, NULL);
+	pthread_cond_init(&blk->idle, NULL);
 	/* zero-padded; no NUL when all 20 bytes are used, as the spec allows */
 	memcpy(blk->serial, serial, strlen(serial));
 	blk->vqs = calloc(nq, sizeof(*blk->vqs));
@@ -529,6 +588,8 @@ void virtio_blk_free(struct hearth_dev *dev)
 			free(blk->qs[q].pool);
 	free(blk->qs);
 	free(blk->vqs);
+	pthread_cond_destroy(&blk->idle);
+	pthread_mutex_destroy(&blk->idle_lock);
 	free(blk);
 	hearth_dev_set_priv(dev, NULL);
 }
@@ -539,4 +600,82 @@ void virtio_blk_describe(struct hearth_dev *dev, char *buf, size_t len)
 
 	snprintf(buf, len, "%u queue%s, %s", blk->vd.num_queues, blk->vd.num_queues == 1 ? "" : "s",
 		 blk->be_ops ? blk->be_name : "no backend");
+}
+
+/* ---- checkpoints ---- */
+
+int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms)
+{
+	struct virtio_blk *blk = hearth_dev_priv(dev);
+	struct timespec end;
+	int err = 0;
+
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += timeout_ms / 1000;
+	end.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (end.tv_nsec >= 1000000000) {
+		end.tv_sec++;
+		end.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&blk->idle_lock);
+	while (blk->inflight && err == 0)
+		err = pthread_cond_timedwait(&blk->idle, &blk->idle_lock, &end);
+	unsigned left = blk->inflight;
+	pthread_mutex_unlock(&blk->idle_lock);
+	if (left)
+		return hearth_err("%u request%s still in flight after %u ms", left,
+				  left == 1 ? "" : "s", timeout_ms);
+	/* completions of the last batch may not have notified yet: do it now, so the guest
+	 * is not left without the interrupt for what is already in its used rings */
+	hearth_dev_lock(dev);
+	for (unsigned q = 0; q < blk->vd.num_queues; q++)
+		if (blk->qs[q].pushed)
+			notify_guest(blk, q);
+	hearth_dev_unlock(dev);
+	return 0;
+}
+
+void virtio_blk_resume(struct hearth_dev *dev)
+{
+	struct virtio_blk *blk = hearth_dev_priv(dev);
+
+	for (unsigned q = 0; q < blk->vd.num_queues; q++)
+		if (blk->qs[q].stalled)
+			run_queue(blk, q);
+}
+
+int virtio_blk_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct virtio_blk *blk = hearth_dev_priv(dev);
+	unsigned n = inflight_get(blk);
+
+	/* quiesce ran: a request in flight here would be lost with the checkpoint */
+	if (n)
+		return hearth_err("%u request%s in flight (the device was not quiesced)", n,
+				  n == 1 ? "" : "s");
+	return hearth_ckpt_put_bool(ck, "blk.broken", blk->broken);
+}
+
+int virtio_blk_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+{
+	struct virtio_blk *blk = hearth_dev_priv(dev);
+	bool broken;
+
+	if (hearth_ckpt_get_bool(ck, "blk.broken", &broken) < 0)
+		return -1;
+	/* every chain popped before the save was pushed (quiesce waited for them) */
+	for (unsigned q = 0; q < blk->vd.num_queues; q++) {
+		const struct virtq *vq = &blk->vqs[q];
+		uint16_t taken = (uint16_t)(vq->last_avail - vq->used_idx);
+		if (vq->enabled && !vq->broken && taken)
+			return hearth_err(
+				"checkpoint context '%s': key 'vq.last_avail': queue %u has "
+				"%u requests taken and not completed; a virtio-blk "
+				"checkpoint holds none",
+				hearth_ckpt_name(ck), q, taken);
+	}
+	blk->broken = broken;
+	for (unsigned q = 0; q < blk->vd.num_queues; q++)
+		blk->qs[q].stalled = blk->qs[q].pushed = false;
+	return 0;
 }

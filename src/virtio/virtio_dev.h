@@ -8,7 +8,20 @@
  * the device's own state. The transport holds it around every virtio_device_ops call
  * (register writes arrive with it held; a queue notification from an ioeventfd is taken on
  * the event-loop thread, which locks it first). The device calls virtio_transport_ops with
- * the lock held too; the transport must not take another device's lock inside them. */
+ * the lock held too; the transport must not take another device's lock inside them.
+ *
+ * Reset with requests in flight (virtio 1.2 section 4.1.4.3.2: after writing 0 to
+ * device_status the driver waits until it reads back 0). A device whose backend may still be
+ * moving data for old requests says so with in_flight; the transport then keeps reporting the
+ * old device_status and ignores the driver's register writes and notifications until the
+ * device calls tops->reset_done (lock held) as its last old request completes. Only then are
+ * the queues reset and the features cleared, so no old request touches guest memory after
+ * the driver saw the reset done. The old requests' results are discarded, never pushed.
+ *
+ * Checkpoints: virtio_transport_freeze/thaw bracket a snapshot. While frozen, notifications
+ * are held (replayed by thaw) and the device must start no I/O of its own (completions of
+ * requests already in flight are still delivered). virtio_transport_save/load carry the PCI
+ * function and the transport's state, queues included; load validates every value. */
 #pragma once
 
 #include <stdbool.h>
@@ -26,6 +39,9 @@ struct virtio_device;
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_ENTROPY 4
+
+/* device_status bits a device may need (virtio 1.2 section 2.1). */
+#define VIRTIO_STATUS_DRIVER_OK 4
 
 /* Transport-level feature bits (VIRTIO_F_INDIRECT_DESC, _RING_EVENT_IDX, _VERSION_1 are in
  * hearth/virtqueue.h). */
@@ -51,10 +67,14 @@ struct virtio_device_ops {
 	 * event-loop thread for ioeventfd kicks; also allowed from a vCPU thread when the
 	 * transport has no ioeventfd for that queue. */
 	void (*notify)(struct virtio_device *vd, unsigned q);
-	/* Device reset (status 0 written, or machine reset): forget the driver's state and
-	 * drop requests in flight (their late completions are discarded). The transport then
-	 * calls virtq_reset on every queue and clears vd->features. */
+	/* Device reset (status 0 written, or machine reset): forget the driver's state, start
+	 * nothing new and discard the results of requests in flight (their late completions are
+	 * not pushed). The transport then calls virtq_reset on every queue and clears
+	 * vd->features: at once, or after reset_done when in_flight said so (see the top). */
 	void (*reset)(struct virtio_device *vd);
+	/* Whether requests handed to a backend are still unfinished (their data may still
+	 * move). May be NULL: never. */
+	bool (*in_flight)(struct virtio_device *vd);
 };
 
 struct virtio_transport_ops {
@@ -68,6 +88,9 @@ struct virtio_transport_ops {
 	/* The device saw impossible input (a broken queue): set DEVICE_NEEDS_RESET in
 	 * device_status and raise the configuration-change interrupt. The device logs once. */
 	void (*needs_reset)(struct virtio_device *vd);
+	/* The reset the transport kept pending (vd->resetting) may finish: the device's last
+	 * request in flight completed. May be NULL in transports that never defer a reset. */
+	void (*reset_done)(struct virtio_device *vd);
 };
 
 struct virtio_device {
@@ -83,6 +106,8 @@ struct virtio_device {
 
 	/* ---- owned by the transport ---- */
 	uint64_t features; /* negotiated; 0 until FEATURES_OK */
+	bool resetting;	   /* a reset waits for requests in flight: start nothing new */
+	bool frozen;	   /* between freeze and thaw: start no I/O, notifications are held */
 	const struct virtio_transport_ops *tops;
 	void *transport; /* the transport's state */
 };
@@ -99,6 +124,23 @@ void virtio_transport_detach(struct virtio_device *vd);
 void virtio_transport_reset(struct virtio_device *vd);
 /* One line for `hearth devices` (a class's describe op): where the transport put the device. */
 void virtio_transport_describe(struct virtio_device *vd, char *buf, size_t len);
+
+/* Checkpoints (device lock held). freeze: hold queue notifications until thaw, which replays
+ * them; the device checks vd->frozen wherever it starts I/O by itself (a completion resuming a
+ * stalled queue, input from a backend). save/load: the PCI function (hearth_pci_func_save)
+ * and the transport's fields "virtio.*" and "vq.*" in the device's context. load refuses any
+ * value a driver could not have produced (a queue size that is not a power of two within the
+ * maximum, rings outside RAM, indexes further apart than the queue size, features never
+ * offered, ...) naming the key, asks ops->features_ok to accept the saved features again, and
+ * has every live queue looked at once the event loop runs (a notification held at the
+ * snapshot is not lost). Saving while a reset is pending is refused. */
+void virtio_transport_freeze(struct virtio_device *vd);
+void virtio_transport_thaw(struct virtio_device *vd);
+struct hearth_ckpt;
+int virtio_transport_save(struct virtio_device *vd, struct hearth_ckpt *ck);
+int virtio_transport_load(struct virtio_device *vd, struct hearth_ckpt *ck);
+/* device_status as the driver last set it (DRIVER_OK, ...), 0 without a transport. */
+uint8_t virtio_transport_status(const struct virtio_device *vd);
 
 /* Convenience for devices: mark the device as needing a reset (calls tops->needs_reset once
  * per broken episode; safe before a transport is attached). */

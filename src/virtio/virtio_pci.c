@@ -19,6 +19,7 @@
  * repeats cannot flood the log). */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@
 #include <unistd.h>
 
 #include "dev/machine.h"
+#include "hearth/checkpoint.h"
+#include "hearth/guestmem.h"
 #include "hearth/loop.h"
 #include "hearth/pci.h"
 #include "virtio/virtio_dev.h"
@@ -89,6 +92,7 @@ struct vq_slot {
 	unsigned idx;
 	int efd;
 	bool watched; /* on the event loop */
+	bool held;    /* a notification came while frozen: thaw replays it */
 	uint16_t vector;
 };
 
@@ -183,10 +187,13 @@ static void tr_needs_reset(struct virtio_device *vd)
 		signal_driver(t, t->config_vector, ISR_CONFIG);
 }
 
+static void tr_reset_done(struct virtio_device *vd);
+
 static const struct virtio_transport_ops tops = {
 	.interrupt = tr_interrupt,
 	.config_changed = tr_config_changed,
 	.needs_reset = tr_needs_reset,
+	.reset_done = tr_reset_done,
 };
 
 static void broken(struct vpci *t, const char *why, unsigned q)
@@ -199,16 +206,17 @@ static void broken(struct vpci *t, const char *why, unsigned q)
 
 /* ---- status and reset ---- */
 
-static void device_reset(struct vpci *t)
+/* The second half of a reset: what the driver sees as "device_status reads 0". */
+static void finish_reset(struct vpci *t)
 {
 	struct virtio_device *vd = t->vd;
 
-	if (vd->ops->reset)
-		vd->ops->reset(vd);
 	for (unsigned i = 0; i < vd->num_queues; i++) {
 		virtq_reset(&vd->vqs[i]);
 		t->q[i].vector = VIRTIO_PCI_NO_VECTOR;
+		t->q[i].held = false;
 	}
+	vd->resetting = false;
 	vd->features = 0;
 	t->driver_features = 0;
 	t->driver_features_high = false;
@@ -218,6 +226,29 @@ static void device_reset(struct vpci *t)
 	t->status = 0;
 	t->isr = 0;
 	hearth_pci_intx(t->f, 0);
+}
+
+/* The device forgets the driver at once; the rest waits while its old requests may still
+ * move data (virtio_dev.h). */
+static void device_reset(struct vpci *t)
+{
+	struct virtio_device *vd = t->vd;
+
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
+	if (vd->ops->in_flight && vd->ops->in_flight(vd)) {
+		vd->resetting = true;
+		return;
+	}
+	finish_reset(t);
+}
+
+static void tr_reset_done(struct virtio_device *vd)
+{
+	struct vpci *t = vd->transport;
+
+	if (t && vd->resetting)
+		finish_reset(t);
 }
 
 static bool negotiate(struct vpci *t)
@@ -384,6 +415,10 @@ static void common_write(struct vpci *t, uint64_t off, uint64_t value, unsigned 
 {
 	bool any = false;
 
+	/* the driver must wait for device_status 0 before it touches anything again */
+	if (t->vd->resetting)
+		return;
+
 	/* drivers use naturally aligned accesses (4.1.3.1); a wider one may set several
 	 * fields at once, a misaligned one sets none */
 	for (unsigned i = 0; i < sizeof(cc_writable) / sizeof(cc_writable[0]) && off % size == 0;
@@ -454,7 +489,7 @@ static void bar_write(void *opaque, uint64_t off, uint64_t value, unsigned size)
 	} else if (t->vd->config_len && off >= t->device_off && off < t->notify_off) {
 		uint64_t o = off - t->device_off;
 		uint8_t buf[8];
-		if (!t->vd->ops->config_write || !device_access_ok(t, o, size))
+		if (!t->vd->ops->config_write || t->vd->resetting || !device_access_ok(t, o, size))
 			return;
 		for (unsigned i = 0; i < size; i++)
 			buf[i] = (uint8_t)(value >> (8 * i));
@@ -516,6 +551,17 @@ static const struct hearth_pci_config_ops cfgcap_ops = {.read = cfgcap_read, .wr
 
 /* ---- notifications on the event loop ---- */
 
+/* Lock held. */
+static void deliver(struct vpci *t, unsigned q)
+{
+	struct virtio_device *vd = t->vd;
+	struct virtq *vq = &vd->vqs[q];
+
+	if ((t->status & (STATUS_DRIVER_OK | STATUS_NEEDS_RESET)) == STATUS_DRIVER_OK &&
+	    !vd->resetting && vq->enabled && !vq->broken && vd->ops->notify)
+		vd->ops->notify(vd, q);
+}
+
 static void on_kick(void *opaque, uint32_t events)
 {
 	struct vq_slot *s = opaque;
@@ -526,10 +572,10 @@ static void on_kick(void *opaque, uint32_t events)
 	if (read(s->efd, &n, sizeof(n)) != sizeof(n))
 		return;
 	hearth_dev_lock(t->dev);
-	struct virtq *vq = &t->vd->vqs[s->idx];
-	if ((t->status & (STATUS_DRIVER_OK | STATUS_NEEDS_RESET)) == STATUS_DRIVER_OK &&
-	    vq->enabled && !vq->broken && t->vd->ops->notify)
-		t->vd->ops->notify(t->vd, s->idx);
+	if (t->vd->frozen)
+		s->held = true;
+	else
+		deliver(t, s->idx);
 	hearth_dev_unlock(t->dev);
 }
 
@@ -674,7 +720,8 @@ int virtio_transport_attach(struct virtio_device *vd, struct hearth_cfg *cfg)
 		return hearth_err("out of memory");
 	}
 	for (unsigned i = 0; i < vd->num_queues; i++) {
-		t->q[i] = (struct vq_slot){t, i, -1, false, VIRTIO_PCI_NO_VECTOR};
+		t->q[i] = (struct vq_slot){
+			.t = t, .idx = i, .efd = -1, .vector = VIRTIO_PCI_NO_VECTOR};
 		t->q[i].efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (t->q[i].efd < 0) {
 			int err = errno;
@@ -725,4 +772,313 @@ struct hearth_pci_func *virtio_pci_func(struct virtio_device *vd)
 {
 	struct vpci *t = vd->transport;
 	return t ? t->f : NULL;
+}
+
+/* ---- checkpoints ---- */
+
+#define STATUS_KNOWN                                                                               \
+	(STATUS_ACK | STATUS_DRIVER | STATUS_DRIVER_OK | STATUS_FEATURES_OK | STATUS_NEEDS_RESET | \
+	 STATUS_FAILED)
+
+/* vq.flags */
+#define VQF_ENABLED 1u
+#define VQF_BROKEN 2u
+#define VQF_SIGNALLED 4u /* signalled_used means something */
+#define VQF_NOTIFY_OFF 8u
+#define VQF_KNOWN 15u
+
+void virtio_transport_freeze(struct virtio_device *vd)
+{
+	vd->frozen = true;
+}
+
+void virtio_transport_thaw(struct virtio_device *vd)
+{
+	struct vpci *t = vd->transport;
+
+	vd->frozen = false;
+	for (unsigned i = 0; t && i < vd->num_queues; i++) {
+		if (!t->q[i].held)
+			continue;
+		t->q[i].held = false;
+		deliver(t, i);
+	}
+}
+
+uint8_t virtio_transport_status(const struct virtio_device *vd)
+{
+	const struct vpci *t = vd->transport;
+
+	return t ? t->status : 0;
+}
+
+/* The per-queue arrays, one allocation. */
+enum { A_SIZE, A_FLAGS, A_LAST_AVAIL, A_USED_IDX, A_SIGNALLED, A_VECTOR, A_U32 };
+enum { A_DESC, A_AVAIL, A_USED, A_U64 };
+static const char *const u32_keys[A_U32] = {"vq.size",	   "vq.flags",		"vq.last_avail",
+					    "vq.used_idx", "vq.signalled_used", "vq.vector"};
+static const char *const u64_keys[A_U64] = {"vq.desc", "vq.avail", "vq.used"};
+
+struct vq_arrays {
+	uint32_t *u[A_U32];
+	uint64_t *g[A_U64];
+	void *mem;
+};
+
+static int arrays_new(struct vq_arrays *a, unsigned n)
+{
+	uint64_t *g = calloc((size_t)n * (A_U64 + (A_U32 + 1) / 2), sizeof(uint64_t));
+
+	if (!g)
+		return hearth_err("out of memory");
+	a->mem = g;
+	for (unsigned k = 0; k < A_U64; k++)
+		a->g[k] = g + (size_t)k * n;
+	for (unsigned k = 0; k < A_U32; k++)
+		a->u[k] = (uint32_t *)(g + (size_t)A_U64 * n) + (size_t)k * n;
+	return 0;
+}
+
+int virtio_transport_save(struct virtio_device *vd, struct hearth_ckpt *ck)
+{
+	struct vpci *t = vd->transport;
+	unsigned n = vd->num_queues;
+	struct vq_arrays a;
+	int ret = -1;
+
+	if (!t)
+		return hearth_err("virtio device without a transport");
+	if (vd->resetting)
+		return hearth_err("a device reset still waits for requests in flight");
+	if (arrays_new(&a, n) < 0)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		const struct virtq *vq = &vd->vqs[i];
+		a.u[A_SIZE][i] = vq->size;
+		a.u[A_FLAGS][i] = (vq->enabled ? VQF_ENABLED : 0) | (vq->broken ? VQF_BROKEN : 0) |
+				  (vq->signalled_valid ? VQF_SIGNALLED : 0) |
+				  (vq->notify_off ? VQF_NOTIFY_OFF : 0);
+		a.u[A_LAST_AVAIL][i] = vq->last_avail;
+		a.u[A_USED_IDX][i] = vq->used_idx;
+		a.u[A_SIGNALLED][i] = vq->signalled_used;
+		a.u[A_VECTOR][i] = t->q[i].vector;
+		a.g[A_DESC][i] = vq->desc_gpa;
+		a.g[A_AVAIL][i] = vq->avail_gpa;
+		a.g[A_USED][i] = vq->used_gpa;
+	}
+	if (hearth_pci_func_save(t->f, ck) < 0 ||
+	    hearth_ckpt_put_u8(ck, "virtio.status", t->status) < 0 ||
+	    hearth_ckpt_put_u8(ck, "virtio.generation", t->generation) < 0 ||
+	    hearth_ckpt_put_u8(ck, "virtio.isr", t->isr) < 0 ||
+	    hearth_ckpt_put_u64(ck, "virtio.features", vd->features) < 0 ||
+	    hearth_ckpt_put_u64(ck, "virtio.driver_features", t->driver_features) < 0 ||
+	    hearth_ckpt_put_bool(ck, "virtio.driver_features_high", t->driver_features_high) < 0 ||
+	    hearth_ckpt_put_u32(ck, "virtio.dfselect", t->dfselect) < 0 ||
+	    hearth_ckpt_put_u32(ck, "virtio.gfselect", t->gfselect) < 0 ||
+	    hearth_ckpt_put_u16(ck, "virtio.queue_select", t->queue_select) < 0 ||
+	    hearth_ckpt_put_u16(ck, "virtio.config_vector", t->config_vector) < 0)
+		goto out;
+	for (unsigned k = 0; k < A_U32; k++)
+		if (hearth_ckpt_put_u32_array(ck, u32_keys[k], a.u[k], n) < 0)
+			goto out;
+	for (unsigned k = 0; k < A_U64; k++)
+		if (hearth_ckpt_put_u64_array(ck, u64_keys[k], a.g[k], n) < 0)
+			goto out;
+	ret = 0;
+out:
+	free(a.mem);
+	return ret;
+}
+
+static int refuse(struct hearth_ckpt *ck, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int refuse(struct hearth_ckpt *ck, const char *key, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	return hearth_err("checkpoint context '%s': key '%s': %s", hearth_ckpt_name(ck), key, why);
+}
+
+static bool vector_ok(const struct vpci *t, uint32_t v)
+{
+	return v < t->nvec || v == VIRTIO_PCI_NO_VECTOR;
+}
+
+/* Everything a driver could not have set is refused before anything changes. */
+static int check_queue(struct vpci *t, struct hearth_ckpt *ck, const struct vq_arrays *a,
+		       unsigned i, uint8_t status, uint64_t features)
+{
+	const struct virtq *vq = &t->vd->vqs[i];
+	uint32_t size = a->u[A_SIZE][i], flags = a->u[A_FLAGS][i];
+
+	if (size == 0 || size > vq->size_max || (size & (size - 1)))
+		return refuse(ck, "vq.size",
+			      "queue %u: size %u is not a power of two within the maximum %u", i,
+			      size, vq->size_max);
+	if (flags & ~VQF_KNOWN)
+		return refuse(ck, "vq.flags", "queue %u: unknown flags %#x", i, flags & ~VQF_KNOWN);
+	if ((flags & VQF_ENABLED) && !(status & STATUS_FEATURES_OK))
+		return refuse(ck, "vq.flags", "queue %u is enabled without FEATURES_OK", i);
+	if (!vector_ok(t, a->u[A_VECTOR][i]))
+		return refuse(ck, "vq.vector", "queue %u: vector %u, the function has %u", i,
+			      a->u[A_VECTOR][i], t->nvec);
+	for (unsigned k = A_LAST_AVAIL; k <= A_SIGNALLED; k++)
+		if (a->u[k][i] > 0xFFFF)
+			return refuse(ck, u32_keys[k], "queue %u: %u is not a 16-bit index", i,
+				      a->u[k][i]);
+	if (!(flags & VQF_ENABLED))
+		return 0;
+	uint16_t outstanding = (uint16_t)(a->u[A_LAST_AVAIL][i] - a->u[A_USED_IDX][i]);
+	if (outstanding > size)
+		return refuse(ck, "vq.last_avail",
+			      "queue %u: %u chains taken and not used, more than its size %u", i,
+			      outstanding, size);
+	/* what virtq_enable checks, here so that the message names the ring */
+	uint64_t ev = features & VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX) ? 2 : 0;
+	const struct {
+		unsigned k;
+		uint64_t align, len;
+	} ring[3] = {{A_DESC, 16, 16ull * size},
+		     {A_AVAIL, 2, 4 + 2ull * size + ev},
+		     {A_USED, 4, 4 + 8ull * size + ev}};
+	for (unsigned r = 0; r < 3; r++) {
+		uint64_t gpa = a->g[ring[r].k][i];
+		if (gpa % ring[r].align)
+			return refuse(ck, u64_keys[ring[r].k],
+				      "queue %u: ring at %#" PRIx64 " is misaligned", i, gpa);
+		if (!hearth_gpa_ptr(vq->vm, gpa, ring[r].len))
+			return refuse(ck, u64_keys[ring[r].k],
+				      "queue %u: ring at %#" PRIx64 " lies outside guest RAM", i,
+				      gpa);
+	}
+	return 0;
+}
+
+static int check_transport(struct vpci *t, struct hearth_ckpt *ck, uint8_t status, uint8_t isr,
+			   uint64_t features, uint64_t driver_features, bool high, uint16_t cvec)
+{
+	struct virtio_device *vd = t->vd;
+
+	if (status & ~STATUS_KNOWN)
+		return refuse(ck, "virtio.status", "unknown bits %#x", status & ~STATUS_KNOWN);
+	if ((status & STATUS_DRIVER_OK) && !(status & STATUS_FEATURES_OK))
+		return refuse(ck, "virtio.status", "DRIVER_OK without FEATURES_OK");
+	if (status & STATUS_FEATURES_OK) {
+		if ((features & ~vd->offered) || !(features & VIRTIO_BIT(VIRTIO_F_VERSION_1)))
+			return refuse(ck, "virtio.features",
+				      "%#" PRIx64 " was not offered (the device offers %#" PRIx64
+				      ") or lacks VIRTIO_F_VERSION_1",
+				      features, vd->offered);
+		if (features != driver_features || high)
+			return refuse(ck, "virtio.driver_features",
+				      "%#" PRIx64 "%s is not what was negotiated (%#" PRIx64 ")",
+				      driver_features, high ? " and bits above 63" : "", features);
+	} else if (features) {
+		return refuse(ck, "virtio.features", "features %#" PRIx64 " without FEATURES_OK",
+			      features);
+	}
+	if (isr & ~(ISR_QUEUE | ISR_CONFIG))
+		return refuse(ck, "virtio.isr", "unknown bits %#x",
+			      isr & ~(ISR_QUEUE | ISR_CONFIG));
+	if (!vector_ok(t, cvec))
+		return refuse(ck, "virtio.config_vector", "vector %u, the function has %u", cvec,
+			      t->nvec);
+	return 0;
+}
+
+int virtio_transport_load(struct virtio_device *vd, struct hearth_ckpt *ck)
+{
+	struct vpci *t = vd->transport;
+	unsigned n = vd->num_queues;
+	uint8_t status, generation, isr;
+	uint64_t features, driver_features;
+	uint32_t dfselect, gfselect;
+	uint16_t qsel, cvec;
+	struct vq_arrays a;
+	bool high;
+	int ret = -1;
+
+	if (!t)
+		return hearth_err("virtio device without a transport");
+	if (hearth_ckpt_get_u8(ck, "virtio.status", &status) < 0 ||
+	    hearth_ckpt_get_u8(ck, "virtio.generation", &generation) < 0 ||
+	    hearth_ckpt_get_u8(ck, "virtio.isr", &isr) < 0 ||
+	    hearth_ckpt_get_u64(ck, "virtio.features", &features) < 0 ||
+	    hearth_ckpt_get_u64(ck, "virtio.driver_features", &driver_features) < 0 ||
+	    hearth_ckpt_get_bool(ck, "virtio.driver_features_high", &high) < 0 ||
+	    hearth_ckpt_get_u32(ck, "virtio.dfselect", &dfselect) < 0 ||
+	    hearth_ckpt_get_u32(ck, "virtio.gfselect", &gfselect) < 0 ||
+	    hearth_ckpt_get_u16(ck, "virtio.queue_select", &qsel) < 0 ||
+	    hearth_ckpt_get_u16(ck, "virtio.config_vector", &cvec) < 0 ||
+	    check_transport(t, ck, status, isr, features, driver_features, high, cvec) < 0)
+		return -1;
+	if (arrays_new(&a, n) < 0)
+		return -1;
+	for (unsigned k = 0; k < A_U32; k++)
+		if (hearth_ckpt_get_u32_array(ck, u32_keys[k], a.u[k], n, NULL) < 0)
+			goto out;
+	for (unsigned k = 0; k < A_U64; k++)
+		if (hearth_ckpt_get_u64_array(ck, u64_keys[k], a.g[k], n, NULL) < 0)
+			goto out;
+	for (unsigned i = 0; i < n; i++)
+		if (check_queue(t, ck, &a, i, status, features) < 0)
+			goto out;
+	if (hearth_pci_func_load(t->f, ck) < 0)
+		goto out;
+
+	vd->resetting = vd->frozen = false;
+	vd->features = features;
+	t->status = status;
+	t->generation = generation;
+	t->isr = isr;
+	t->driver_features = driver_features;
+	t->driver_features_high = high;
+	t->dfselect = dfselect;
+	t->gfselect = gfselect;
+	t->queue_select = qsel;
+	t->config_vector = cvec;
+	for (unsigned i = 0; i < n; i++) {
+		struct virtq *vq = &vd->vqs[i];
+		uint32_t flags = a.u[A_FLAGS][i];
+		virtq_reset(vq);
+		vq->size = (uint16_t)a.u[A_SIZE][i];
+		vq->desc_gpa = a.g[A_DESC][i];
+		vq->avail_gpa = a.g[A_AVAIL][i];
+		vq->used_gpa = a.g[A_USED][i];
+		t->q[i].vector = (uint16_t)a.u[A_VECTOR][i];
+		t->q[i].held = false;
+		if (flags & VQF_ENABLED) {
+			/* the same checks as the driver's enable: rings aligned and inside RAM */
+			if (virtq_enable(vq, features) < 0) {
+				refuse(ck, "vq.desc", "queue %u: %s", i, vq->why);
+				goto out;
+			}
+			vq->last_avail = (uint16_t)a.u[A_LAST_AVAIL][i];
+			vq->used_idx = (uint16_t)a.u[A_USED_IDX][i];
+			vq->signalled_used = (uint16_t)a.u[A_SIGNALLED][i];
+			vq->signalled_valid = flags & VQF_SIGNALLED;
+			vq->notify_off = flags & VQF_NOTIFY_OFF;
+		}
+		if (flags & VQF_BROKEN)
+			virtq_break(vq, "broken when the checkpoint was taken");
+	}
+	if ((status & STATUS_FEATURES_OK) && vd->ops->features_ok &&
+	    !vd->ops->features_ok(vd, features)) {
+		refuse(ck, "virtio.features", "the device refuses %#" PRIx64, features);
+		goto out;
+	}
+	/* a notification held at the snapshot (or one the driver will not repeat) must not
+	 * be lost: every live queue is looked at once the event loop runs */
+	if (status & STATUS_DRIVER_OK)
+		for (unsigned i = 0; i < n; i++)
+			if (vd->vqs[i].enabled)
+				kick(t, i);
+	ret = 0;
+out:
+	free(a.mem);
+	return ret;
 }

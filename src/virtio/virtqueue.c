@@ -220,6 +220,17 @@ int virtq_pop(struct virtq *vq, struct virtq_chain *c)
 	return 1;
 }
 
+int virtq_chain_at(struct virtq *vq, uint16_t head, struct virtq_chain *c)
+{
+	if (vq->broken)
+		return -1;
+	if (!vq->enabled)
+		return broken(vq, "chain of a queue that is not enabled");
+	if (head >= vq->size)
+		return broken(vq, "chain head beyond the queue size");
+	return walk(vq, head, c);
+}
+
 void virtq_unpop(struct virtq *vq)
 {
 	vq->last_avail--;
