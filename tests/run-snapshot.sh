@@ -3,8 +3,9 @@
 # every count on COM1, and the serial output of the three processes together must be one
 # unbroken count (no gap, no repeat), each process adding to it.
 #   run-snapshot.sh HEARTH TESTOS TOOL [HEARTH_ARGS...]
-# The snapshot is triggered by SIGUSR2 (HEARTH_SNAPSHOT_ON_SIGUSR2=DIR,pause): the VM stays
-# paused after it, so nothing runs between the snapshot and the kill.
+# The first snapshot is triggered by SIGUSR2 (HEARTH_SNAPSHOT_ON_SIGUSR2=DIR,pause): the VM
+# stays paused after it, so nothing runs between the snapshot and the kill. The second goes
+# through the control API of the restored VM (`hearth restore --api`, `hearth snapshot --stop`).
 hearth=$1
 testos=$2
 tool=$3
@@ -61,11 +62,18 @@ wait_for_count "$out1" 200
 snapshot_and_kill "$work/err1" "$work/ck1"
 n1=$(grep -c '^count ' "$out1")
 
-# 2. restore (COM1 appends to the same file), count on, snapshot the restored VM, kill
-HEARTH_SNAPSHOT_ON_SIGUSR2="$work/ck2,pause" "$hearth" restore "$work/ck1" 2>"$work/err2" &
+# 2. restore (COM1 appends to the same file) with the control API, count on, snapshot the
+# restored VM through it, which stops it
+"$hearth" restore "$work/ck1" --api "$work/api" 2>"$work/err2" &
 pid=$!
 wait_for_count "$out1" $((n1 + 200))
-snapshot_and_kill "$work/err2" "$work/ck2"
+"$hearth" snapshot --api "$work/api" --to "$work/ck2" --stop >"$work/err2.snap" 2>&1 ||
+	fail "hearth snapshot: $(cat "$work/err2.snap")"
+wait "$pid"
+status=$?
+pid=
+[ "$status" -eq 0 ] || fail "the restored hearth exited with $status after the snapshot"
+[ -s "$work/ck2/state" ] && [ -s "$work/ck2/memory" ] || fail "$work/ck2 is not a checkpoint"
 n2=$(grep -c '^count ' "$out1")
 
 # 3. restore the second checkpoint with COM1 to a new file
@@ -78,4 +86,4 @@ pid=
 
 last=$("$tool" count "$out1" "$out2") || fail "the count is broken"
 echo "boot: $n1 counts; first restore: $((n2 - n1)) more; second restore: up to count $last"
-echo "ok: one unbroken count across two snapshot/kill/restore cycles"
+echo "ok: one unbroken count across two snapshot/restore cycles (SIGUSR2 and kill, then the API)"

@@ -3,6 +3,10 @@
 
   snapshot_tool.py count FILE...        the test OS's count output, concatenated, must be
                                          one unbroken sequence; prints the last count
+  snapshot_tool.py disk IMG SECTORS QD LAST
+                                         the image the test OS's "count disk=1" wrote
+                                         (tests/guest/count.c), checked against the last
+                                         count printed; prints the newest count on it
   snapshot_tool.py contexts DIR          the state file's context names, one a line
   snapshot_tool.py corrupt DIR HOW [ARG] rewrite DIR/state (CRCs and sizes fixed up where
                                          HOW says so): truncate, magic, version, flip CTX,
@@ -102,6 +106,56 @@ def count(files):
     print(last)
 
 
+M64 = (1 << 64) - 1
+
+
+def disk_word(c, i):
+    # tests/guest/count.c: disk_word
+    return c if i == 0 else ((c + 1) * 0x9E3779B97F4A7C15 + i * 0xBF58476D1CE4E5B9) & M64
+
+
+def disk(img, sectors, qd, last):
+    """Every sector holds a whole record (no torn write) of a count that belongs there, and
+    no write the guest saw completed is missing: with M the newest count on the disk, every
+    count up to M - qd was used before M was submitted, so sector s holds at least the
+    newest such count that maps to it. M itself is within what the serial output allows."""
+    data = open(img, 'rb').read()
+    if len(data) < sectors * 512:
+        sys.exit('FAIL: the image has %d bytes, less than %d sectors' % (len(data), sectors))
+    got = {}
+    for s in range(sectors):
+        w = struct.unpack_from('<64Q', data, s * 512)
+        if not any(w):
+            continue
+        c = w[0]
+        if c % sectors != s or c == 0:
+            sys.exit('FAIL: sector %d holds count %d, which belongs in sector %d' %
+                     (s, c, c % sectors))
+        for i in range(64):
+            if w[i] != disk_word(c, i):
+                sys.exit('FAIL: sector %d: word %d is %#x, count %d has %#x there (a torn '
+                         'or foreign write)' % (s, i, w[i], c, disk_word(c, i)))
+        got[s] = c
+    if not got:
+        sys.exit('FAIL: nothing on the disk')
+    newest = max(got.values())
+    if not last - qd <= newest <= last + 1:
+        sys.exit('FAIL: the newest count on the disk is %d, but the serial output ends at '
+                 'count %d (%d steps in flight)' % (newest, last, qd))
+    for s in range(sectors):
+        # the newest count <= newest - qd that maps to sector s (counts start at 1)
+        done = newest - qd
+        want = done - ((done - s) % sectors) if done >= s else None
+        if want is not None and want < 1:
+            want = None
+        have = got.get(s)
+        if want is not None and (have is None or have < want):
+            sys.exit('FAIL: sector %d holds %s, but count %d was written there and completed '
+                     'before count %d was submitted' %
+                     (s, 'nothing' if have is None else 'count %d' % have, want, newest))
+    print(newest)
+
+
 def corrupt(d, how, arg):
     path = os.path.join(d, 'state')
     raw = open(path, 'rb').read()
@@ -150,6 +204,8 @@ def main():
     cmd = sys.argv[1]
     if cmd == 'count':
         count(sys.argv[2:])
+    elif cmd == 'disk':
+        disk(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif cmd == 'contexts':
         for c in State(open(os.path.join(sys.argv[2], 'state'), 'rb').read()).ctx:
             print(c[0])

@@ -2,6 +2,8 @@
  * guest by the virtio-pci transport. Kept apart so the engine builds (and is fuzzed) without
  * PCI. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 #include "hearth/checkpoint.h"
 #include "hearth/device.h"
@@ -44,7 +46,18 @@ static int vblk_quiesce(struct hearth_dev *dev)
 	virtio_transport_freeze(vd);
 	hearth_dev_unlock(dev);
 	/* without the lock: the completions we wait for take it on the event-loop thread */
-	return virtio_blk_wait_idle(dev, QUIESCE_TIMEOUT_MS);
+	struct timespec t0, t1;
+	unsigned waited;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int ret = virtio_blk_wait_idle(dev, QUIESCE_TIMEOUT_MS, &waited);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (ret == 0 && getenv("HEARTH_SNAPSHOT_VERBOSE"))
+		hearth_log("virtio-blk '%s': waited %.3f ms for %u request%s in flight",
+			   hearth_dev_id(dev),
+			   (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
+				   (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
+			   waited, waited == 1 ? "" : "s");
+	return ret;
 }
 
 static void vblk_unquiesce(struct hearth_dev *dev)

@@ -604,7 +604,7 @@ void virtio_blk_describe(struct hearth_dev *dev, char *buf, size_t len)
 
 /* ---- checkpoints ---- */
 
-int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms)
+int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms, unsigned *waited)
 {
 	struct virtio_blk *blk = hearth_dev_priv(dev);
 	struct timespec end;
@@ -618,6 +618,8 @@ int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms)
 		end.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&blk->idle_lock);
+	if (waited)
+		*waited = blk->inflight;
 	while (blk->inflight && err == 0)
 		err = pthread_cond_timedwait(&blk->idle, &blk->idle_lock, &end);
 	unsigned left = blk->inflight;

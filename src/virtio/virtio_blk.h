@@ -68,11 +68,12 @@ struct virtio_device *virtio_blk_vdev(struct hearth_dev *dev);
 void virtio_blk_free(struct hearth_dev *dev);
 /* Checkpoints (the class's ops call these around the transport's). wait_idle: without the
  * device lock, until no request is in flight (every completion in its used ring, the guest
- * notified), or -1 after timeout_ms. resume (lock held): queues that wanted to run while the
- * transport was frozen run now. save/load: the engine's own fields ("blk.broken"); load
- * refuses a queue with requests taken and not completed (a checkpoint holds none). */
+ * notified), or -1 after timeout_ms; *waited (may be NULL): how many were in flight. resume (lock
+ * held): queues that wanted to run while the transport was frozen run now. save/load: the engine's
+ * own fields ("blk.broken"); load refuses a queue with requests taken and not completed (a
+ * checkpoint holds none). */
 struct hearth_ckpt;
-int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms);
+int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms, unsigned *waited);
 void virtio_blk_resume(struct hearth_dev *dev);
 int virtio_blk_save(struct hearth_dev *dev, struct hearth_ckpt *ck);
 int virtio_blk_load(struct hearth_dev *dev, struct hearth_ckpt *ck);

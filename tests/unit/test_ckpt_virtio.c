@@ -588,7 +588,7 @@ static void blk_quiesce_waits_for_requests_in_flight(void **state)
 	assert_int_equal(save(a.f), -1);
 	assert_non_null(strstr(hearth_err_msg(), "3 requests in flight"));
 	/* a bounded wait says how many are left */
-	assert_int_equal(virtio_blk_wait_idle(a.dev, 20), -1);
+	assert_int_equal(virtio_blk_wait_idle(a.dev, 20, NULL), -1);
 	assert_non_null(strstr(hearth_err_msg(), "3 requests still in flight after 20 ms"));
 
 	/* quiesce returns only when all of them are in the used ring */
