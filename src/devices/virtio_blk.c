@@ -70,18 +70,41 @@ static void vblk_unquiesce(struct hearth_dev *dev)
 
 static int vblk_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
 {
+	unsigned n = virtio_blk_in_flight(dev);
+
+	/* quiesce ran: a request in flight here would be lost with the checkpoint */
+	if (n)
+		return hearth_err("%u request%s in flight (the device was not quiesced)", n,
+				  n == 1 ? "" : "s");
 	if (hearth_ckpt_set_version(ck, VBLK_CKPT_VERSION) < 0 ||
-	    virtio_transport_save(virtio_blk_vdev(dev), ck) < 0)
+	    virtio_transport_save(virtio_blk_vdev(dev), ck) < 0 ||
+	    hearth_ckpt_put_bool(ck, "blk.broken", virtio_blk_broken(dev)) < 0)
 		return -1;
-	return virtio_blk_save(dev, ck);
+	return 0;
 }
 
 static int vblk_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
 {
+	struct virtio_device *vd = virtio_blk_vdev(dev);
+	bool broken;
+
 	if (hearth_ckpt_accept_versions(ck, 1, VBLK_CKPT_VERSION) < 0 ||
-	    virtio_transport_load(virtio_blk_vdev(dev), ck) < 0)
+	    virtio_transport_load(vd, ck) < 0 ||
+	    hearth_ckpt_get_bool(ck, "blk.broken", &broken) < 0)
 		return -1;
-	return virtio_blk_load(dev, ck);
+	/* every chain taken before the save was used (quiesce waited for them) */
+	for (unsigned q = 0; q < vd->num_queues; q++) {
+		const struct virtq *vq = &vd->vqs[q];
+		uint16_t taken = (uint16_t)(vq->last_avail - vq->used_idx);
+		if (vq->enabled && !vq->broken && taken)
+			return hearth_err(
+				"checkpoint context '%s': key 'vq.last_avail': queue %u has "
+				"%u requests taken and not completed; a virtio-blk "
+				"checkpoint holds none",
+				hearth_ckpt_name(ck), q, taken);
+	}
+	virtio_blk_restored(dev, broken);
+	return 0;
 }
 
 static void vblk_describe(struct hearth_dev *dev, char *buf, size_t len)

@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "hearth/blk.h"
-#include "hearth/checkpoint.h"
 #include "hearth/device.h"
 #include "hearth/error.h"
 #include "virtio/virtio_dev.h"
@@ -646,38 +645,21 @@ void virtio_blk_resume(struct hearth_dev *dev)
 			run_queue(blk, q);
 }
 
-int virtio_blk_save(struct hearth_dev *dev, struct hearth_ckpt *ck)
+unsigned virtio_blk_in_flight(struct hearth_dev *dev)
 {
-	struct virtio_blk *blk = hearth_dev_priv(dev);
-	unsigned n = inflight_get(blk);
-
-	/* quiesce ran: a request in flight here would be lost with the checkpoint */
-	if (n)
-		return hearth_err("%u request%s in flight (the device was not quiesced)", n,
-				  n == 1 ? "" : "s");
-	return hearth_ckpt_put_bool(ck, "blk.broken", blk->broken);
+	return inflight_get(hearth_dev_priv(dev));
 }
 
-int virtio_blk_load(struct hearth_dev *dev, struct hearth_ckpt *ck)
+bool virtio_blk_broken(struct hearth_dev *dev)
+{
+	return ((struct virtio_blk *)hearth_dev_priv(dev))->broken;
+}
+
+void virtio_blk_restored(struct hearth_dev *dev, bool broken)
 {
 	struct virtio_blk *blk = hearth_dev_priv(dev);
-	bool broken;
 
-	if (hearth_ckpt_get_bool(ck, "blk.broken", &broken) < 0)
-		return -1;
-	/* every chain popped before the save was pushed (quiesce waited for them) */
-	for (unsigned q = 0; q < blk->vd.num_queues; q++) {
-		const struct virtq *vq = &blk->vqs[q];
-		uint16_t taken = (uint16_t)(vq->last_avail - vq->used_idx);
-		if (vq->enabled && !vq->broken && taken)
-			return hearth_err(
-				"checkpoint context '%s': key 'vq.last_avail': queue %u has "
-				"%u requests taken and not completed; a virtio-blk "
-				"checkpoint holds none",
-				hearth_ckpt_name(ck), q, taken);
-	}
 	blk->broken = broken;
 	for (unsigned q = 0; q < blk->vd.num_queues; q++)
 		blk->qs[q].stalled = blk->qs[q].pushed = false;
-	return 0;
 }

@@ -2,6 +2,7 @@
  * transport's (virtio_dev.h); the class `virtio-blk` (src/devices/virtio_blk.c) joins the two. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,16 +67,17 @@ struct virtio_device;
 int virtio_blk_setup(struct hearth_dev *dev, struct hearth_cfg *cfg);
 struct virtio_device *virtio_blk_vdev(struct hearth_dev *dev);
 void virtio_blk_free(struct hearth_dev *dev);
-/* Checkpoints (the class's ops call these around the transport's). wait_idle: without the
- * device lock, until no request is in flight (every completion in its used ring, the guest
- * notified), or -1 after timeout_ms; *waited (may be NULL): how many were in flight. resume (lock
- * held): queues that wanted to run while the transport was frozen run now. save/load: the engine's
- * own fields ("blk.broken"); load refuses a queue with requests taken and not completed (a
- * checkpoint holds none). */
-struct hearth_ckpt;
+/* Checkpoints (the class's ops call these around the transport's; the engine itself knows no
+ * checkpoint format, so it builds and is fuzzed alone). wait_idle: without the device lock,
+ * until no request is in flight (every completion in its used ring, the guest notified), or
+ * -1 after timeout_ms; *waited (may be NULL): how many were in flight. resume (lock held):
+ * queues that wanted to run while the transport was frozen run now. in_flight: requests the
+ * backend has not completed. restored (lock held): the engine's state after a load, which
+ * holds no request (quiesce saw to that). */
 int virtio_blk_wait_idle(struct hearth_dev *dev, unsigned timeout_ms, unsigned *waited);
 void virtio_blk_resume(struct hearth_dev *dev);
-int virtio_blk_save(struct hearth_dev *dev, struct hearth_ckpt *ck);
-int virtio_blk_load(struct hearth_dev *dev, struct hearth_ckpt *ck);
+unsigned virtio_blk_in_flight(struct hearth_dev *dev);
+bool virtio_blk_broken(struct hearth_dev *dev);
+void virtio_blk_restored(struct hearth_dev *dev, bool broken);
 /* "2 queues, /path/disk.img" for `hearth devices`. */
 void virtio_blk_describe(struct hearth_dev *dev, char *buf, size_t len);
