@@ -146,7 +146,8 @@ static bool assign(struct pci_func *f, unsigned i, bool top)
 {
 	struct pci_bar *b = &f->bar[i];
 	uint64_t lo = b->io ? IO_WIN_BASE : MEM_WIN_BASE, hi = b->io ? IO_WIN_END : MEM_WIN_END;
-	uint64_t first = top ? (hi - b->size) & ~(b->size - 1) : (lo + b->size - 1) & ~(b->size - 1);
+	uint64_t first =
+		top ? (hi - b->size) & ~(b->size - 1) : (lo + b->size - 1) & ~(b->size - 1);
 	int64_t step = top ? -(int64_t)b->size : (int64_t)b->size;
 	for (uint64_t a = first; a >= lo && a + b->size <= hi; a += step)
 		if (!overlaps_any(a, b->size, b->io)) {
