@@ -883,6 +883,11 @@ static void transport_refusals(void **state)
 			fail_msg("case %zu (%s %s): '%s'", i, x->ctx, x->key, hearth_err_msg());
 		fakevm_free(b.f);
 	}
+	/* a device with another number of queues: the arrays do not fit */
+	assert_int_equal(save(a.f), 0);
+	blk_twin(&b, &a, "{\"queues\": 1}", "blk-ram", be);
+	load_refused(b.f, "devices/vda", "'vq.size'");
+	fakevm_free(b.f);
 	/* a queue enabled before FEATURES_OK is impossible too */
 	assert_int_equal(save(a.f), 0);
 	patch("devices/vda", "virtio.status", 0, 0x03);
