@@ -67,7 +67,13 @@ struct virtio_device;
 int virtio_blk_setup(struct hearth_dev *dev, struct hearth_cfg *cfg);
 struct virtio_device *virtio_blk_vdev(struct hearth_dev *dev);
 void virtio_blk_free(struct hearth_dev *dev);
-/* Checkpoints (the class's ops call these around the transport's; the engine itself knows no
+/* Locks: the device lock (hearth_dev_lock) guards the queues and request slots; the count of
+ * requests in flight has its own lock, taken inside the device lock (submission, completion)
+ * or alone (wait_idle), never the other way round. Completions arrive on the event-loop thread
+ * and take the device lock, so wait_idle must be called without it, and from a thread other
+ * than the event loop's.
+ *
+ * Checkpoints (the class's ops call these around the transport's; the engine itself knows no
  * checkpoint format, so it builds and is fuzzed alone). wait_idle: without the device lock,
  * until no request is in flight (every completion in its used ring, the guest notified), or
  * -1 after timeout_ms; *waited (may be NULL): how many were in flight. resume (lock held):
