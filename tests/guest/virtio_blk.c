@@ -253,7 +253,7 @@ static void batch_reads(struct vblk *b, uint8_t *buf, bool pattern)
 		 b->q.kicks);
 }
 
-static void write_tests(struct vblk *b, uint8_t *buf, bool pattern)
+static void write_tests(struct vblk *b, uint8_t *buf)
 {
 	uint32_t len = WRITE_LEN * 512;
 	fill_pattern(buf, WRITE_AT, len, true);
@@ -319,7 +319,6 @@ static void write_tests(struct vblk *b, uint8_t *buf, bool pattern)
 		s = vblk_sync(b, VIRTIO_BLK_T_FLUSH, 0, NULL, 0);
 		tap_check(s == VIRTIO_BLK_S_OK, "final flush: %s", status_name(s));
 	}
-	(void)pattern;
 }
 
 static void readonly_tests(struct vblk *b, uint8_t *buf, bool pattern)
@@ -599,7 +598,7 @@ void test_virtio_blk(void)
 	else
 		tap_check(!(b.vd.offered & F_RO), "VIRTIO_BLK_F_RO offered on a writable disk");
 	if (cmdline_get("blkwrite") && !cmdline_get("blkro"))
-		write_tests(&b, buf, pattern);
+		write_tests(&b, buf);
 	bad_driver_tests(&b, buf);
 	reset_tests(&b, buf, pattern);
 	tap_check(!b.vd.error, "%s", b.vd.error);
