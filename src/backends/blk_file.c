@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -43,6 +44,7 @@ struct blk_file {
 	struct hearth_vm *vm;
 	char *path;
 	int fd, efd;
+	int retry_fd; /* timerfd: another io_uring_submit after one left entries behind */
 	bool direct, readonly, watching, ring_ok;
 	uint32_t mem_align; /* O_DIRECT buffer alignment */
 	uint64_t size;
@@ -52,7 +54,6 @@ struct blk_file {
 	 * calling the frontend */
 	pthread_mutex_t lock;
 	unsigned inflight;			/* SQEs prepared and not yet reaped */
-	unsigned unsubmitted;			/* SQEs prepared since the last io_uring_submit */
 	struct bf_req *pending, **pending_tail; /* waiting for room in the CQ */
 	int logged_submit;
 
@@ -128,10 +129,7 @@ static void fill_ring(struct blk_file *bf)
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&bf->ring);
 		if (!sqe) {
 			/* SQ full of prepared entries: hand them over and retry once */
-			int n = io_uring_submit(&bf->ring);
-			if (n > 0)
-				bf->unsubmitted -= (unsigned)n < bf->unsubmitted ? (unsigned)n
-										 : bf->unsubmitted;
+			io_uring_submit(&bf->ring);
 			sqe = io_uring_get_sqe(&bf->ring);
 			if (!sqe)
 				return;
@@ -142,23 +140,24 @@ static void fill_ring(struct blk_file *bf)
 			bf->pending_tail = &bf->pending;
 		prep_sqe(bf, sqe, r);
 		bf->inflight++;
-		bf->unsubmitted++;
 	}
 }
 
 /* Lock held. */
 static void submit_ring(struct blk_file *bf)
 {
-	if (!bf->unsubmitted)
+	if (!io_uring_sq_ready(&bf->ring))
 		return;
 	int n = io_uring_submit(&bf->ring);
-	if (n >= 0) {
-		bf->unsubmitted = 0;
+	if (n >= 0 && !io_uring_sq_ready(&bf->ring))
 		return;
-	}
-	/* -EAGAIN/-EBUSY: the entries stay queued and go with the next submit or reap */
+	/* -EAGAIN/-EBUSY or a partial submit: the entries stay in the SQ, and when nothing is
+	 * in flight no completion would come to push them: try again in a millisecond */
 	hearth_log_once(bf->logged_submit, "blk-file '%s': io_uring submit: %s; retrying", bf->path,
-			strerror(-n));
+			n < 0 ? strerror(-n) : "partial");
+	struct itimerspec t = {.it_value = {.tv_nsec = 1000000}};
+	if (bf->retry_fd >= 0)
+		timerfd_settime(bf->retry_fd, 0, &t, NULL);
 }
 
 static int bf_submit(void *be, struct hearth_blk_req *req)
@@ -304,10 +303,10 @@ static unsigned reap(struct blk_file *bf, bool wait)
 		struct io_uring_cqe *cqe;
 
 		pthread_mutex_lock(&bf->lock);
-		if (wait && bf->inflight && io_uring_cq_ready(&bf->ring) == 0) {
-			submit_ring(bf);
-			io_uring_wait_cqe(&bf->ring, &cqe);
-		}
+		/* one call that submits what is queued and waits: a wait alone would sleep
+		 * forever on entries a failed submit left in the SQ */
+		if (wait && bf->inflight && io_uring_cq_ready(&bf->ring) == 0)
+			io_uring_submit_and_wait(&bf->ring, 1);
 		while (n < REAP_BATCH && io_uring_peek_cqe(&bf->ring, &cqe) == 0) {
 			got[n].r = io_uring_cqe_get_data(cqe);
 			got[n].res = cqe->res;
@@ -345,6 +344,17 @@ static void bf_event(void *opaque, uint32_t events)
 	reap(bf, false);
 }
 
+static void bf_retry(void *opaque, uint32_t events)
+{
+	struct blk_file *bf = opaque;
+	uint64_t v;
+
+	(void)events;
+	if (read(bf->retry_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		hearth_log("blk-file '%s': timerfd: %s", bf->path, strerror(errno));
+	reap(bf, false); /* submits what is queued, delivers what finished */
+}
+
 /* ---- open, lock, close ---- */
 
 static void bf_free(struct hearth_dev *dev)
@@ -353,8 +363,10 @@ static void bf_free(struct hearth_dev *dev)
 
 	if (!bf)
 		return;
-	if (bf->watching)
+	if (bf->watching) {
 		hearth_loop_del(bf->vm, bf->efd);
+		hearth_loop_del(bf->vm, bf->retry_fd);
+	}
 	if (bf->ring_ok && bf->fe_ops) {
 		/* everything the frontend handed us completes before it hears we are gone */
 		pthread_mutex_lock(&bf->lock);
@@ -379,6 +391,8 @@ static void bf_free(struct hearth_dev *dev)
 		io_uring_queue_exit(&bf->ring);
 	if (bf->efd >= 0)
 		close(bf->efd);
+	if (bf->retry_fd >= 0)
+		close(bf->retry_fd);
 	if (bf->fd >= 0)
 		close(bf->fd); /* drops the OFD lock */
 	pthread_mutex_destroy(&bf->lock);
@@ -456,7 +470,7 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	pthread_mutex_init(&bf->lock, NULL);
 	bf->dev = dev;
 	bf->vm = hearth_dev_vm(dev);
-	bf->fd = bf->efd = -1;
+	bf->fd = bf->efd = bf->retry_fd = -1;
 	bf->pending_tail = &bf->pending;
 	bf->readonly = ro;
 	bf->direct = direct;
@@ -496,9 +510,16 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	if (err < 0)
 		return hearth_err("disk '%s': io_uring eventfd: %s", path, strerror(-err));
 	/* `hearth devices` builds machines without a loop: no guest runs, no I/O completes */
+	bf->retry_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (bf->retry_fd < 0)
+		return hearth_err("disk '%s': timerfd: %s", path, strerror(errno));
 	if (bf->vm->loop) {
 		if (hearth_loop_add(bf->vm, bf->efd, EPOLLIN, bf_event, bf) < 0)
 			return -1;
+		if (hearth_loop_add(bf->vm, bf->retry_fd, EPOLLIN, bf_retry, bf) < 0) {
+			hearth_loop_del(bf->vm, bf->efd);
+			return -1;
+		}
 		bf->watching = true;
 	}
 
