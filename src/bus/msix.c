@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "hearth/le.h"
 #include "bus/pci_internal.h"
 #include "dev/machine.h"
 
@@ -41,19 +42,14 @@ struct msix {
 static const uint8_t entry_wmask[ENTRY_SIZE] = {0xFC, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
 						0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00, 0x00, 0x00};
 
-static uint32_t get32(const uint8_t *p)
-{
-	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint64_t msg_addr(const struct msix_vector *v)
 {
-	return get32(v->entry) | (uint64_t)get32(v->entry + 4) << 32;
+	return le_get32(v->entry) | (uint64_t)le_get32(v->entry + 4) << 32;
 }
 
 static uint32_t msg_data(const struct msix_vector *v)
 {
-	return get32(v->entry + 8);
+	return le_get32(v->entry + 8);
 }
 
 static bool addr_ok(const struct msix_vector *v)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hearth/le.h"
 #include "hearth/checkpoint.h"
 #include "hearth/device.h"
 
@@ -292,12 +293,6 @@ static void cmos_write(void *opaque, uint64_t offset, uint64_t value, unsigned s
 
 static const struct hearth_io_ops cmos_ops = {.read = cmos_read, .write = cmos_write};
 
-static void put16(uint8_t *p, uint64_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
 static uint64_t cap(uint64_t v, uint64_t max)
 {
 	return v < max ? v : max;
@@ -312,10 +307,10 @@ static void set_memory_size(struct cmos *s, uint64_t ram)
 	uint64_t high = ram > LOW_RAM_MAX ? (ram - LOW_RAM_MAX) >> 16 : 0;
 	unsigned sum = 0;
 
-	put16(&s->mem[0x15], 640);
-	put16(&s->mem[0x17], cap(ext_kib, 0xffff));
-	put16(&s->mem[0x30], cap(ext_kib, 0xffff));
-	put16(&s->mem[0x34], cap(above16, 0xffff));
+	le_put16(&s->mem[0x15], 640);
+	le_put16(&s->mem[0x17], cap(ext_kib, 0xffff));
+	le_put16(&s->mem[0x30], cap(ext_kib, 0xffff));
+	le_put16(&s->mem[0x34], cap(above16, 0xffff));
 	high = cap(high, 0xffffff);
 	s->mem[0x5b] = (uint8_t)high;
 	s->mem[0x5c] = (uint8_t)(high >> 8);

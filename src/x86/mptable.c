@@ -1,3 +1,4 @@
+#include "hearth/le.h"
 #include "x86/mptable.h"
 
 #include <stdlib.h>
@@ -16,18 +17,6 @@
 #define CPU_BSP 0x2
 #define IOAPIC_ENABLED 0x1
 #define ALL_LAPICS 0xFF
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
 
 /* the byte that makes the whole structure sum to zero */
 static uint8_t checksum(const uint8_t *p, size_t n)
@@ -127,7 +116,7 @@ static uint8_t *put_small(uint8_t *p, uint8_t type, uint8_t a, uint16_t flags, u
 {
 	p[0] = type;
 	p[1] = a;
-	put16(p + 2, flags);
+	le_put16(p + 2, flags);
 	p[4] = bus;
 	p[5] = bus_irq;
 	p[6] = dst;
@@ -156,20 +145,20 @@ int mptable_write(struct hearth_vm *vm, const struct mptable *t)
 		return hearth_err("MP table: out of memory");
 
 	memcpy(cfg, "PCMP", 4);
-	put16(cfg + 4, (uint16_t)size);
+	le_put16(cfg + 4, (uint16_t)size);
 	cfg[6] = MPTABLE_SPEC_REV;
 	memcpy(cfg + 8, "HEARTH  ", 8);
 	memcpy(cfg + 16, "hearth      ", 12);
-	put16(cfg + 34, (uint16_t)entry_count(t));
-	put32(cfg + 36, MPTABLE_LAPIC_ADDR);
+	le_put16(cfg + 34, (uint16_t)entry_count(t));
+	le_put32(cfg + 36, MPTABLE_LAPIC_ADDR);
 	p = cfg + HEADER_SIZE;
 	for (unsigned i = 0; i < t->ncpus; i++) {
 		p[0] = MP_ENTRY_PROCESSOR;
 		p[1] = (uint8_t)i;
 		p[2] = MPTABLE_LAPIC_VERSION;
 		p[3] = CPU_ENABLED | (i == 0 ? CPU_BSP : 0);
-		put32(p + 4, t->cpu_signature);
-		put32(p + 8, t->cpu_features);
+		le_put32(p + 4, t->cpu_signature);
+		le_put32(p + 8, t->cpu_features);
 		p += PROCESSOR_SIZE;
 	}
 	for (unsigned i = 0; i < t->nbus; i++) {
@@ -182,7 +171,7 @@ int mptable_write(struct hearth_vm *vm, const struct mptable *t)
 	p[1] = ioapic_id;
 	p[2] = MPTABLE_IOAPIC_VERSION;
 	p[3] = IOAPIC_ENABLED;
-	put32(p + 4, MPTABLE_IOAPIC_ADDR);
+	le_put32(p + 4, MPTABLE_IOAPIC_ADDR);
 	p += SMALL_ENTRY_SIZE;
 	for (unsigned i = 0; i < t->nirq; i++) {
 		const struct mptable_irq *e = &t->irq[i];
@@ -197,7 +186,7 @@ int mptable_write(struct hearth_vm *vm, const struct mptable *t)
 		  ALL_LAPICS, 1);
 	cfg[7] = checksum(cfg, size);
 
-	put32(fp + 4, MPTABLE_CONFIG_ADDR);
+	le_put32(fp + 4, MPTABLE_CONFIG_ADDR);
 	fp[8] = FLOAT_SIZE / 16;
 	fp[9] = MPTABLE_SPEC_REV;
 	/* feature bytes stay 0: a configuration table is present, no IMCR (virtual wire) */

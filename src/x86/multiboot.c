@@ -1,3 +1,4 @@
+#include "hearth/le.h"
 #include "x86/multiboot.h"
 
 #include <errno.h>
@@ -48,33 +49,6 @@ struct mb_image {
 	uint32_t entry;
 	uint64_t low_top;
 };
-
-static uint16_t le16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const uint8_t *p)
-{
-	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
 
 static uint64_t align_up(uint64_t v, uint64_t a)
 {
@@ -174,11 +148,11 @@ static int find_header(struct mb_file *f, struct mb_header *h)
 	if (file_read(f, 0, buf, n))
 		return -1;
 	for (uint64_t off = 0; off + BASE_HEADER_SIZE <= n; off += 4) {
-		uint32_t magic = le32(buf + off), flags = le32(buf + off + 4);
+		uint32_t magic = le_get32(buf + off), flags = le_get32(buf + off + 4);
 
 		if (magic != MULTIBOOT_HEADER_MAGIC)
 			continue;
-		if ((uint32_t)(magic + flags + le32(buf + off + 8)) != 0) {
+		if ((uint32_t)(magic + flags + le_get32(buf + off + 8)) != 0) {
 			bad_sum = true;
 			continue;
 		}
@@ -193,11 +167,11 @@ static int find_header(struct mb_file *f, struct mb_header *h)
 				"the %s",
 				f->path, (unsigned long long)off,
 				n < MULTIBOOT_SEARCH ? "end of the file" : "first 8192 bytes");
-		h->header_addr = le32(buf + off + 12);
-		h->load_addr = le32(buf + off + 16);
-		h->load_end_addr = le32(buf + off + 20);
-		h->bss_end_addr = le32(buf + off + 24);
-		h->entry_addr = le32(buf + off + 28);
+		h->header_addr = le_get32(buf + off + 12);
+		h->load_addr = le_get32(buf + off + 16);
+		h->load_end_addr = le_get32(buf + off + 20);
+		h->bss_end_addr = le_get32(buf + off + 24);
+		h->entry_addr = le_get32(buf + off + 28);
 		return 0;
 	}
 	if (bad_sum)
@@ -302,24 +276,25 @@ static int image_from_elf(struct mb_file *f, struct mb_image *img)
 		if (file_read(f, 0, eh, EHDR64_SIZE))
 			return -1;
 	}
-	if (le16(eh + 16) != ET_EXEC)
+	if (le_get16(eh + 16) != ET_EXEC)
 		return hearth_err("%s: ELF file is not an executable (e_type %u)", f->path,
-				  le16(eh + 16));
-	if (cls == ELFCLASS32 && le16(eh + 18) != EM_386)
-		return hearth_err("%s: ELF32 machine %u is not i386 (3)", f->path, le16(eh + 18));
-	if (cls == ELFCLASS64 && le16(eh + 18) != EM_X86_64)
+				  le_get16(eh + 16));
+	if (cls == ELFCLASS32 && le_get16(eh + 18) != EM_386)
+		return hearth_err("%s: ELF32 machine %u is not i386 (3)", f->path,
+				  le_get16(eh + 18));
+	if (cls == ELFCLASS64 && le_get16(eh + 18) != EM_X86_64)
 		return hearth_err("%s: ELF64 machine %u is not x86-64 (62)", f->path,
-				  le16(eh + 18));
+				  le_get16(eh + 18));
 	if (cls == ELFCLASS32) {
-		entry = le32(eh + 24);
-		phoff = le32(eh + 28);
-		phentsize = le16(eh + 42);
-		phnum = le16(eh + 44);
+		entry = le_get32(eh + 24);
+		phoff = le_get32(eh + 28);
+		phentsize = le_get16(eh + 42);
+		phnum = le_get16(eh + 44);
 	} else {
-		entry = le64(eh + 24);
-		phoff = le64(eh + 32);
-		phentsize = le16(eh + 54);
-		phnum = le16(eh + 56);
+		entry = le_get64(eh + 24);
+		phoff = le_get64(eh + 32);
+		phentsize = le_get16(eh + 54);
+		phnum = le_get16(eh + 56);
 		if (entry >> 32)
 			return hearth_err("%s: ELF64 entry point %#llx is not below 4 GiB (the CPU "
 					  "starts in 32-bit mode)",
@@ -344,20 +319,20 @@ static int image_from_elf(struct mb_file *f, struct mb_image *img)
 		if (file_read(f, phoff + (uint64_t)i * phentsize, ph,
 			      cls == ELFCLASS32 ? PHDR32_SIZE : PHDR64_SIZE))
 			return -1;
-		if (le32(ph) != PT_LOAD)
+		if (le_get32(ph) != PT_LOAD)
 			continue;
 		if (cls == ELFCLASS32)
-			s = (struct mb_seg){.off = le32(ph + 4),
-					    .vaddr = le32(ph + 8),
-					    .dst = le32(ph + 12),
-					    .filesz = le32(ph + 16),
-					    .memsz = le32(ph + 20)};
+			s = (struct mb_seg){.off = le_get32(ph + 4),
+					    .vaddr = le_get32(ph + 8),
+					    .dst = le_get32(ph + 12),
+					    .filesz = le_get32(ph + 16),
+					    .memsz = le_get32(ph + 20)};
 		else
-			s = (struct mb_seg){.off = le64(ph + 8),
-					    .vaddr = le64(ph + 16),
-					    .dst = le64(ph + 24),
-					    .filesz = le64(ph + 32),
-					    .memsz = le64(ph + 40)};
+			s = (struct mb_seg){.off = le_get64(ph + 8),
+					    .vaddr = le_get64(ph + 16),
+					    .dst = le_get64(ph + 24),
+					    .filesz = le_get64(ph + 32),
+					    .memsz = le_get64(ph + 40)};
 		if (s.filesz > s.memsz)
 			return hearth_err("%s: ELF segment %u has p_filesz %#llx larger than "
 					  "p_memsz %#llx",
@@ -529,8 +504,8 @@ static int load_modules(struct hearth_vm *vm, const struct multiboot_module *mod
 			return -1;
 		}
 		file_close(&f);
-		put32(list + i * MULTIBOOT_MOD_ENTRY_SIZE, (uint32_t)at);
-		put32(list + i * MULTIBOOT_MOD_ENTRY_SIZE + 4, (uint32_t)(at + f.size));
+		le_put32(list + i * MULTIBOOT_MOD_ENTRY_SIZE, (uint32_t)at);
+		le_put32(list + i * MULTIBOOT_MOD_ENTRY_SIZE + 4, (uint32_t)(at + f.size));
 		cur = at + f.size;
 	}
 	*end = cur;
@@ -608,27 +583,27 @@ int multiboot_load(struct hearth_vm *vm, const char *kernel_path, const char *cm
 
 	flags = MULTIBOOT_INFO_MEMORY | MULTIBOOT_INFO_CMDLINE | MULTIBOOT_INFO_MEM_MAP |
 		MULTIBOOT_INFO_LOADER_NAME | (nmods ? MULTIBOOT_INFO_MODS : 0);
-	put32(area + MBI_FLAGS, flags);
-	put32(area + MBI_MEM_LOWER, (uint32_t)(MEMMAP_LOW_USABLE_END / MEMMAP_KIB));
-	put32(area + MBI_MEM_UPPER, (uint32_t)((img->low_top - MEMMAP_BIOS_END) / MEMMAP_KIB));
+	le_put32(area + MBI_FLAGS, flags);
+	le_put32(area + MBI_MEM_LOWER, (uint32_t)(MEMMAP_LOW_USABLE_END / MEMMAP_KIB));
+	le_put32(area + MBI_MEM_UPPER, (uint32_t)((img->low_top - MEMMAP_BIOS_END) / MEMMAP_KIB));
 	str = a.str_off;
-	put32(area + MBI_CMDLINE, put_string(area, &str, cmdline));
-	put32(area + MBI_LOADER_NAME, put_string(area, &str, MULTIBOOT_LOADER_NAME));
-	put32(area + MBI_MODS_COUNT, nmods);
-	put32(area + MBI_MODS_ADDR, nmods ? MULTIBOOT_INFO_BASE + a.mods_off : 0);
+	le_put32(area + MBI_CMDLINE, put_string(area, &str, cmdline));
+	le_put32(area + MBI_LOADER_NAME, put_string(area, &str, MULTIBOOT_LOADER_NAME));
+	le_put32(area + MBI_MODS_COUNT, nmods);
+	le_put32(area + MBI_MODS_ADDR, nmods ? MULTIBOOT_INFO_BASE + a.mods_off : 0);
 	for (unsigned i = 0; i < nmods; i++)
-		put32(area + a.mods_off + i * MULTIBOOT_MOD_ENTRY_SIZE + 8,
-		      put_string(area, &str, mod_string(&mods[i])));
+		le_put32(area + a.mods_off + i * MULTIBOOT_MOD_ENTRY_SIZE + 8,
+			 put_string(area, &str, mod_string(&mods[i])));
 	for (int i = 0; i < nmap; i++) {
 		uint8_t *e = area + a.mmap_off + i * MULTIBOOT_MMAP_ENTRY_SIZE;
 
-		put32(e, MULTIBOOT_MMAP_ENTRY_SIZE - 4); /* size excludes itself */
-		put64(e + 4, map[i].addr);
-		put64(e + 12, map[i].size);
-		put32(e + 20, map[i].type);
+		le_put32(e, MULTIBOOT_MMAP_ENTRY_SIZE - 4); /* size excludes itself */
+		le_put64(e + 4, map[i].addr);
+		le_put64(e + 12, map[i].size);
+		le_put32(e + 20, map[i].type);
 	}
-	put32(area + MBI_MMAP_LENGTH, (uint32_t)nmap * MULTIBOOT_MMAP_ENTRY_SIZE);
-	put32(area + MBI_MMAP_ADDR, MULTIBOOT_INFO_BASE + a.mmap_off);
+	le_put32(area + MBI_MMAP_LENGTH, (uint32_t)nmap * MULTIBOOT_MMAP_ENTRY_SIZE);
+	le_put32(area + MBI_MMAP_ADDR, MULTIBOOT_INFO_BASE + a.mmap_off);
 	if (hearth_gpa_write(vm, MULTIBOOT_INFO_BASE, area, a.size)) {
 		hearth_err("multiboot: cannot write the boot information area");
 		goto out;
