@@ -225,7 +225,6 @@ void test_testdev(void);
 void test_unhooked(void);
 void test_hooks(void);
 void test_hostile(void);
-void test_hostile(void);
 extern uint32_t early_cpuid[4]; /* boot.S: CPUID 0x40000100 at entry */
 void test_smp(void);
 
