@@ -60,14 +60,36 @@ struct mem_out {
 	const uint8_t *ram;
 	uint64_t size;
 	uint64_t written;
+	uint64_t expected;     /* bytes of RAM with data, 0 when unknown */
+	struct timespec start; /* for progress on stderr once a save runs long */
+	double last_report_ms;
 };
+
+/* A save of many GiB takes seconds: after the first second, a line every half second. */
+static void progress(struct mem_out *mo)
+{
+	double ms = ms_since(&mo->start);
+
+	if (ms < 1000 || ms - mo->last_report_ms < 500)
+		return;
+	mo->last_report_ms = ms;
+	double mib = (double)mo->written / (1 << 20);
+	if (mo->expected)
+		hearth_log("snapshot: %.0f of %.0f MiB of guest RAM written (%.0f%%, %.0f MiB/s)",
+			   mib, (double)mo->expected / (1 << 20),
+			   100.0 * (double)mo->written / (double)mo->expected, mib * 1000 / ms);
+	else
+		hearth_log("snapshot: %.0f MiB of guest RAM written (%.0f MiB/s)", mib,
+			   mib * 1000 / ms);
+}
 
 static int write_range(struct mem_out *mo, uint64_t off, uint64_t end)
 {
 	if (end > mo->size)
 		end = mo->size;
 	while (off < end) {
-		size_t n = end - off > (1ull << 30) ? (1ull << 30) : (size_t)(end - off);
+		/* 64 MiB at a time: large enough for the disk, small enough to report progress */
+		size_t n = end - off > (64ull << 20) ? (64ull << 20) : (size_t)(end - off);
 		ssize_t r = pwrite(mo->fd, mo->ram + off, n, (off_t)off);
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -77,6 +99,7 @@ static int write_range(struct mem_out *mo, uint64_t off, uint64_t end)
 					  r < 0 ? strerror(errno) : "no progress");
 		off += (uint64_t)r;
 		mo->written += (uint64_t)r;
+		progress(mo);
 	}
 	return 0;
 }
@@ -218,6 +241,10 @@ static int save_memory(struct vm *vm, const char *tmpdir, const uint8_t *id, uin
 		hearth_err("memory file: cannot size it: %s", strerror(errno));
 		goto out;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &mo.start);
+	struct stat st;
+	if (vm->memfd >= 0 && fstat(vm->memfd, &st) == 0)
+		mo.expected = (uint64_t)st.st_blocks * 512; /* the memfd's pages with data */
 	if (vm->memfd >= 0)
 		ret = data_ranges(vm->memfd, mo.size, range_write, &mo);
 	else
