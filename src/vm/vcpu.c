@@ -182,6 +182,28 @@ void vcpu_dump(struct vcpu *c, const char *why)
 	fputs(buf, stderr);
 }
 
+/* An emulation failure names the instruction KVM could not run (PVM's ring-0 emulator lacks
+ * some, PVM.md), by its bytes when KVM gives them; other suberrors show their raw data. */
+static void internal_error_text(const struct kvm_run *run, char *why, size_t len)
+{
+	int n = snprintf(why, len, "KVM internal error, suberror %u", run->internal.suberror);
+
+	if (run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		unsigned size = run->emulation_failure.insn_size;
+		if (size > sizeof(run->emulation_failure.insn_bytes))
+			size = sizeof(run->emulation_failure.insn_bytes);
+		n += snprintf(why + n, len - n, " (emulation failed), instruction bytes:");
+		for (unsigned i = 0; i < size && n < (int)len; i++)
+			n += snprintf(why + n, len - n, " %02x",
+				      run->emulation_failure.insn_bytes[i]);
+		return;
+	}
+	n += snprintf(why + n, len - n, ", data:");
+	for (unsigned i = 0; i < run->internal.ndata && i < 8 && n < (int)len; i++)
+		n += snprintf(why + n, len - n, " %llx", run->internal.data[i]);
+}
+
 /* Returns true to keep running. */
 static bool handle_exit(struct vcpu *c)
 {
@@ -212,15 +234,11 @@ static bool handle_exit(struct vcpu *c)
 		vcpu_dump(c, "triple fault (KVM_EXIT_SHUTDOWN)");
 		vm_stop(c->vm, EXIT_GUEST_CRASH);
 		return false;
-	case KVM_EXIT_INTERNAL_ERROR: {
-		int n = snprintf(why, sizeof(why),
-				 "KVM internal error, suberror %u, data:", run->internal.suberror);
-		for (unsigned i = 0; i < run->internal.ndata && i < 8 && n < (int)sizeof(why); i++)
-			n += snprintf(why + n, sizeof(why) - n, " %llx", run->internal.data[i]);
+	case KVM_EXIT_INTERNAL_ERROR:
+		internal_error_text(run, why, sizeof(why));
 		vcpu_dump(c, why);
 		vm_stop(c->vm, EXIT_GUEST_CRASH);
 		return false;
-	}
 	case KVM_EXIT_FAIL_ENTRY:
 		snprintf(why, sizeof(why), "VM entry failed, hardware reason %#llx",
 			 run->fail_entry.hardware_entry_failure_reason);

@@ -161,13 +161,17 @@ isr_stubs:
  * IF clear, so an interrupt that came after that check stays pending until sti, whose
  * shadow covers hlt: no wake-up is lost.
  */
-ud_service:
+ud_service:	/* crash=triple and crash=emulation test the VMM's guest-crash reports */
 	cmp $UD_RDMSR, %edi
 	je 1f
 	cmp $UD_WRMSR, %edi
 	je 2f
 	cmp $UD_WAIT, %edi
 	je 3f
+	cmp $UD_TRIPLE, %edi
+	je 5f
+	cmp $UD_EMUFAIL, %edi
+	je 6f
 	pushq $0
 	pushq $6
 	jmp exc_common
@@ -175,6 +179,11 @@ ud_service:
 	addq $2, (%rsp)
 	iretq
 2:	wrmsr
+	addq $2, (%rsp)
+	iretq
+5:	lidt null_idtr
+	ud2
+6:	popcnt %rax, %rax
 	addq $2, (%rsp)
 	iretq
 3:	addq $2, (%rsp)
@@ -227,6 +236,9 @@ gdtr32:
 	.word GDT_SIZE - 1
 	.long gdt
 	.balign 8
+null_idtr:
+	.word 0
+	.quad 0
 idtr:
 	.word 256 * 16 - 1
 	.quad idt

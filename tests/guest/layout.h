@@ -35,7 +35,9 @@
 /* ud2 system calls (boot.S ud_service): the magic goes in edi */
 #define UD_RDMSR 0x4d535201
 #define UD_WRMSR 0x4d535202
-#define UD_WAIT 0x57414954 /* sleep until an interrupt unless *rcx != rax */
+#define UD_WAIT 0x57414954    /* sleep until an interrupt unless *rcx != rax */
+#define UD_TRIPLE 0x54524950  /* fault with no IDT: #UD, #DF, shutdown (the VMM's crash path) */
+#define UD_EMUFAIL 0x454d5546 /* popcnt in ring 0: PVM's emulator cannot (KVM internal error) */
 
 #define CR0_BOOT 0x80010033 /* PG | WP | NE | ET | MP | PE */
 #define CR4_BOOT 0x620	    /* PAE | OSFXSR | OSXMMEXCPT (no OSXSAVE: xsave kills PVM ring 0) */

@@ -60,7 +60,12 @@ NORETURN static void crash(const char *how)
 		__asm__ volatile("ud2");
 	else if (!strcmp(how, "de"))
 		__asm__ volatile("divl %0" : : "r"(0), "a"(1), "d"(0));
-	kprintf("# crash=%s: unknown or did not fault (want pf, gp, ud or de)\n", how);
+	else if (!strcmp(how, "triple"))
+		__asm__ volatile("ud2" : : "D"(UD_TRIPLE));
+	else if (!strcmp(how, "emulation"))
+		__asm__ volatile("ud2" : : "D"(UD_EMUFAIL), "a"(0) : "memory");
+	kprintf("# crash=%s: unknown or did not fault (want pf, gp, ud, de, triple, emulation)\n",
+		how);
 	debug_exit(1);
 }
 
