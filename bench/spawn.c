@@ -6,6 +6,7 @@
  */
 #include "spawn.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -17,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,6 +82,81 @@ static void reaped(struct spawn_result *r, int st, const struct rusage *ru, doub
 	r->ok = WIFEXITED(st);
 }
 
+/*
+ * Every thread of the child in the stopped state?  KVM's per-VM kernel worker
+ * (kvm-nx-lpage-recovery, a vhost task inside the VMM's thread group) can take the group
+ * stop after our SIGCONT; the VM's teardown then waits for that worker forever.  So probe
+ * runs look for stopped threads until the child is gone and continue them again.
+ */
+static bool any_thread_stopped(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	struct dirent *e;
+	bool stopped = false;
+
+	while (d && !stopped && (e = readdir(d))) {
+		char stat[128], buf[512];
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(stat, sizeof(stat), "%s/%.16s/stat", path, e->d_name);
+		FILE *f = fopen(stat, "re");
+		if (!f)
+			continue;
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		const char *paren = strrchr(buf, ')');
+		stopped = paren && paren[1] == ' ' && paren[2] == 'T';
+	}
+	if (d)
+		closedir(d);
+	return stopped;
+}
+
+static void unstop(int pid)
+{
+	if (any_thread_stopped(pid)) {
+		fprintf(stderr, "bench: pid %d still had a stopped thread, continued it\n", pid);
+		kill(pid, SIGCONT);
+	}
+}
+
+/* Stops the child so that it cannot exit while smaps is read.  True if it exited (and was
+ * reaped) instead. */
+static bool probe(int pid, long ram_kib, struct spawn_result *r, double t0)
+{
+	struct rusage ru;
+	int st;
+
+	/* A VMM already tearing its VM down sits uninterruptibly in the kernel waiting for
+	 * that worker, which does stop: the group stop then never completes, so never wait
+	 * for it long.  Such a run gives no sample. */
+	kill(pid, SIGSTOP);
+	for (int i = 0;; i++) {
+		int w = wait4(pid, &st, WUNTRACED | WNOHANG, &ru);
+		if (w == pid)
+			break;
+		if (w < 0) {
+			perror("bench: wait4");
+			exit(1);
+		}
+		if (i == 250) {
+			kill(pid, SIGCONT);
+			return false;
+		}
+		usleep(200);
+	}
+	if (!WIFSTOPPED(st)) {
+		reaped(r, st, &ru, t0);
+		return true;
+	}
+	read_smaps(pid, ram_kib, &r->rss_kib, &r->guest_rss_kib);
+	kill(pid, SIGCONT);
+	return false;
+}
+
 void spawn_run(char *const argv[], bool probe_rss, long ram_kib, struct spawn_result *r)
 {
 	int out[2], err = memfd_create("bench-stderr", MFD_CLOEXEC);
@@ -111,38 +188,43 @@ void spawn_run(char *const argv[], bool probe_rss, long ram_kib, struct spawn_re
 		_exit(127);
 	}
 	close(out[1]);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		perror("bench: pidfd_open");
+		exit(1);
+	}
 
-	for (;;) {
-		struct pollfd p = {.fd = out[0], .events = POLLIN};
+	/* stdout until EOF, then the exit; probe runs check for stuck stops every 20 ms */
+	for (int fd = out[0]; fd >= 0;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		int left = (int)(t0 + RUN_TIMEOUT_MS - now_ms());
-		if (left <= 0 || poll(&p, 1, left) == 0) {
+		if (left <= 0) {
 			fprintf(stderr, "bench: %s timed out, killed\n", argv[0]);
 			kill(pid, SIGKILL);
-			break;
+			kill(pid, SIGCONT);
+			t0 -= RUN_TIMEOUT_MS; /* one more timeout's grace to die */
+			continue;
 		}
+		int ready = poll(&p, 1, probe_rss && left > 20 ? 20 : left);
+		if (ready <= 0) {
+			if (probe_rss)
+				unstop(pid);
+			continue;
+		}
+		if (fd == pidfd)
+			break;
 		char buf[4096];
-		ssize_t n = read(out[0], buf, sizeof(buf));
+		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			break;
+		if (n <= 0) {
+			fd = done ? -1 : pidfd;
+			continue;
+		}
 		if (r->first_ms < 0) {
 			r->first_ms = now_ms() - t0;
-			if (probe_rss) {
-				/* Stopped so that it cannot exit while smaps is read. */
-				kill(pid, SIGSTOP);
-				if (wait4(pid, &st, WUNTRACED, &ru) != pid) {
-					perror("bench: wait4");
-					exit(1);
-				}
-				if (WIFSTOPPED(st)) {
-					read_smaps(pid, ram_kib, &r->rss_kib, &r->guest_rss_kib);
-					kill(pid, SIGCONT);
-				} else {
-					reaped(r, st, &ru, t0);
-					done = true;
-				}
-			}
+			if (probe_rss && probe(pid, ram_kib, r, t0))
+				done = true;
 		}
 		size_t keep =
 			(size_t)n < sizeof(r->out) - 1 - len ? (size_t)n : sizeof(r->out) - 1 - len;
@@ -151,6 +233,7 @@ void spawn_run(char *const argv[], bool probe_rss, long ram_kib, struct spawn_re
 	}
 	r->out[len] = '\0';
 	close(out[0]);
+	close(pidfd);
 	if (!done) {
 		while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR)
 			;
