@@ -22,8 +22,8 @@ int kvm_open(struct kvm_sys *k);
 void kvm_close(struct kvm_sys *k);
 
 /* The VM, without its interrupt controllers: register guest RAM first, then call
- * kvm_vm_create_irqchip. On PVM a memory slot added after the in-kernel irqchip costs
- * ~40 us per MiB (5.5 ms for 128 MiB), before it ~0.1 ms whatever the size. */
+ * kvm_vm_create_irqchip. A memory slot added after the in-kernel irqchip waits 5-7 ms for a
+ * kernel grace period (SRCU) whatever its size; before it, ~0.1 ms. */
 int kvm_vm_create(struct kvm_sys *k, int *vmfd);
 /* In-kernel irqchip (PIC, IOAPIC, LAPIC) and PIT. */
 int kvm_vm_create_irqchip(int vmfd);

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -419,6 +420,23 @@ static int check_segments(struct hearth_vm *vm, struct mb_file *f, struct mb_ima
 	return 0;
 }
 
+/* Zero guest RAM. Whole pages are given back instead (MADV_REMOVE on the shared memfd RAM
+ * reads back as zero): a 750 KiB bss then costs neither the time to write it (0.5 ms of a
+ * 4.5 ms start, bench-startup) nor resident memory. Elsewhere (unit tests' heap RAM, a
+ * private mapping) the advice fails and the bytes are written. */
+static void zero_ram(uint8_t *p, uint64_t len)
+{
+	uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+	uintptr_t b = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+
+	if (b > a && madvise((void *)a, b - a, MADV_REMOVE) == 0) {
+		memset(p, 0, a - (uintptr_t)p);
+		memset((void *)b, 0, (uintptr_t)p + len - b);
+		return;
+	}
+	memset(p, 0, len);
+}
+
 static int load_segments(struct hearth_vm *vm, struct mb_file *f, const struct mb_image *img)
 {
 	for (unsigned i = 0; i < img->nseg; i++) {
@@ -427,7 +445,7 @@ static int load_segments(struct hearth_vm *vm, struct mb_file *f, const struct m
 
 		if (file_read(f, s->off, p, s->filesz))
 			return -1;
-		memset(p + s->filesz, 0, s->memsz - s->filesz);
+		zero_ram(p + s->filesz, s->memsz - s->filesz);
 	}
 	return 0;
 }
