@@ -36,17 +36,6 @@ struct vmm {
 static struct vmm vmms[MAX_VMMS];
 static int nvmms;
 
-static bool wanted(const char *list, const char *name)
-{
-	if (!list)
-		return true;
-	size_t n = strlen(name);
-	for (const char *p = list; (p = strstr(p, name)); p += n)
-		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return true;
-	return false;
-}
-
 static void add_vmm(const char *name, const char *const *args)
 {
 	struct vmm *v = &vmms[nvmms++];
@@ -93,17 +82,11 @@ static void usage(const char *prog)
 
 int main(int argc, char **argv)
 {
-	const char *hearth = BENCH_BUILD_DIR "/hearth",
-		   *raw = BENCH_BUILD_DIR "/bench/bench-rawvmm";
-	const char *kernel = BENCH_BUILD_DIR "/tests/guest/testos.elf",
-		   *qemu = "qemu-system-x86_64";
-	const char *only = NULL, *kind_list = NULL;
+	struct bench_progs progs = BENCH_PROGS_DEFAULT;
+	const char *kind_list = NULL;
 	uint64_t n = 100000;
 	int reps = 5;
-	static const struct option opts[] = {{"only", 1, 0, 'o'},   {"kinds", 1, 0, 't'},
-					     {"hearth", 1, 0, 'H'}, {"rawvmm", 1, 0, 'R'},
-					     {"qemu", 1, 0, 'Q'},   {"kernel", 1, 0, 'K'},
-					     {"help", 0, 0, 'h'},   {0}};
+	static const struct option opts[] = {BENCH_PROGS_OPTIONS, {"kinds", 1, 0, 't'}, {0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "n:r:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -113,47 +96,33 @@ int main(int argc, char **argv)
 		case 'r':
 			reps = atoi(optarg);
 			break;
-		case 'o':
-			only = optarg;
-			break;
 		case 't':
 			kind_list = optarg;
 			break;
-		case 'H':
-			hearth = optarg;
-			break;
-		case 'R':
-			raw = optarg;
-			break;
-		case 'Q':
-			qemu = optarg;
-			break;
-		case 'K':
-			kernel = optarg;
-			break;
 		default:
-			usage(argv[0]);
+			if (!bench_progs_opt(&progs, c, optarg))
+				usage(argv[0]);
 		}
 	}
 	if (optind != argc || n < 1 || reps < 1 || reps > MAX_RUNS)
 		usage(argv[0]);
 
-	if (wanted(only, "raw"))
-		add_vmm("raw", (const char *[]){raw, kernel, "@SPEC@", "128", NULL});
-	if (wanted(only, "hearth"))
+	if (bench_wanted(progs.only, "raw"))
+		add_vmm("raw", (const char *[]){progs.raw, progs.kernel, "@SPEC@", "128", NULL});
+	if (bench_wanted(progs.only, "hearth"))
 		add_vmm("hearth",
-			(const char *[]){hearth, "--kernel", kernel, "--cmdline", "@SPEC@",
-					 "--device", "debug-exit", "--device", "testdev",
+			(const char *[]){progs.hearth, "--kernel", progs.kernel, "--cmdline",
+					 "@SPEC@", "--device", "debug-exit", "--device", "testdev",
 					 "--memory", "128M", "--serial", "stdio", NULL});
-	if (wanted(only, "qemu-microvm"))
+	if (bench_wanted(progs.only, "qemu-microvm"))
 		add_vmm("qemu-microvm",
 			(const char *[]){
-				qemu,	    "-M",	   "microvm",
+				progs.qemu, "-M",	   "microvm",
 				"-accel",   "kvm",	   "-m",
 				"128",	    "-nodefaults", "-no-user-config",
 				"-display", "none",	   "-serial",
 				"stdio",    "-device",	   "isa-debug-exit,iobase=0xf4,iosize=4",
-				"-kernel",  kernel,	   "-append",
+				"-kernel",  progs.kernel,  "-append",
 				"@SPEC@",   NULL});
 	if (!nvmms)
 		usage(argv[0]);
@@ -163,7 +132,7 @@ int main(int argc, char **argv)
 	       n, reps, khz);
 	fflush(stdout);
 	for (int kind = 0; kind < 2; kind++) {
-		if (!wanted(kind_list, kinds[kind]))
+		if (!bench_wanted(kind_list, kinds[kind]))
 			continue;
 		for (int round = 0; round < reps; round++)
 			for (int i = 0; i < nvmms; i++)

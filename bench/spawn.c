@@ -284,3 +284,36 @@ long kvm_tsc_khz(void)
 	}
 	return khz;
 }
+
+bool bench_progs_opt(struct bench_progs *p, int c, const char *arg)
+{
+	switch (c) {
+	case 'o':
+		p->only = arg;
+		return true;
+	case 'H':
+		p->hearth = arg;
+		return true;
+	case 'R':
+		p->raw = arg;
+		return true;
+	case 'Q':
+		p->qemu = arg;
+		return true;
+	case 'K':
+		p->kernel = arg;
+		return true;
+	}
+	return false;
+}
+
+bool bench_wanted(const char *list, const char *name)
+{
+	if (!list)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)); p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	return false;
+}

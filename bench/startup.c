@@ -40,17 +40,6 @@ static struct vmm *add_vmm(const char *name, const char *const *args)
 	return v;
 }
 
-static bool wanted(const char *only, const char *name)
-{
-	if (!only)
-		return true;
-	size_t n = strlen(name);
-	for (const char *p = only; (p = strstr(p, name)); p += n)
-		if ((p == only || p[-1] == ',') && (p[n] == ',' || p[n] == '\0'))
-			return true;
-	return false;
-}
-
 static void run_one(struct vmm *v, bool probe, long ram_kib)
 {
 	static struct spawn_result r;
@@ -117,19 +106,9 @@ static void usage(const char *prog)
 
 int main(int argc, char **argv)
 {
-	const char *hearth = BENCH_BUILD_DIR "/hearth",
-		   *raw = BENCH_BUILD_DIR "/bench/bench-rawvmm";
-	const char *kernel = BENCH_BUILD_DIR "/tests/guest/testos.elf",
-		   *qemu = "qemu-system-x86_64";
-	const char *only = NULL;
+	struct bench_progs progs = BENCH_PROGS_DEFAULT;
 	int k = 20, probes = 3, mib = 128;
-	static const struct option opts[] = {{"only", 1, 0, 'o'},
-					     {"hearth", 1, 0, 'H'},
-					     {"rawvmm", 1, 0, 'R'},
-					     {"qemu", 1, 0, 'Q'},
-					     {"kernel", 1, 0, 'K'},
-					     {"help", 0, 0, 'h'},
-					     {0}};
+	static const struct option opts[] = {BENCH_PROGS_OPTIONS, {0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "k:p:m:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -142,23 +121,9 @@ int main(int argc, char **argv)
 		case 'm':
 			mib = atoi(optarg);
 			break;
-		case 'o':
-			only = optarg;
-			break;
-		case 'H':
-			hearth = optarg;
-			break;
-		case 'R':
-			raw = optarg;
-			break;
-		case 'Q':
-			qemu = optarg;
-			break;
-		case 'K':
-			kernel = optarg;
-			break;
 		default:
-			usage(argv[0]);
+			if (!bench_progs_opt(&progs, c, optarg))
+				usage(argv[0]);
 		}
 	}
 	if (optind != argc || k < 1 || k > MAX_RUNS || probes < 0 || probes > MAX_RUNS || mib < 8 ||
@@ -168,18 +133,20 @@ int main(int argc, char **argv)
 	char mem_m[16], mem_n[16];
 	snprintf(mem_m, sizeof(mem_m), "%dM", mib);
 	snprintf(mem_n, sizeof(mem_n), "%d", mib);
-	if (wanted(only, "hearth"))
-		add_vmm("hearth", (const char *[]){hearth, "--kernel", kernel, "--cmdline",
-						   "bench=boot", "--device", "debug-exit",
-						   "--memory", mem_m, "--serial", "stdio", NULL});
-	if (wanted(only, "raw"))
-		add_vmm("raw", (const char *[]){raw, kernel, "bench=boot", mem_n, NULL});
+	if (bench_wanted(progs.only, "hearth"))
+		add_vmm("hearth",
+			(const char *[]){progs.hearth, "--kernel", progs.kernel, "--cmdline",
+					 "bench=boot", "--device", "debug-exit", "--memory", mem_m,
+					 "--serial", "stdio", NULL});
+	if (bench_wanted(progs.only, "raw"))
+		add_vmm("raw",
+			(const char *[]){progs.raw, progs.kernel, "bench=boot", mem_n, NULL});
 	static const char *machines[] = {"microvm", "pc"};
 	for (int i = 0; i < 2; i++) {
 		static char names[2][16];
 		snprintf(names[i], sizeof(names[i]), "qemu-%s", machines[i]);
-		if (wanted(only, names[i]))
-			add_vmm(names[i], (const char *[]){qemu,
+		if (bench_wanted(progs.only, names[i]))
+			add_vmm(names[i], (const char *[]){progs.qemu,
 							   "-M",
 							   machines[i],
 							   "-accel",
@@ -195,7 +162,7 @@ int main(int argc, char **argv)
 							   "-device",
 							   "isa-debug-exit,iobase=0xf4,iosize=4",
 							   "-kernel",
-							   kernel,
+							   progs.kernel,
 							   "-append",
 							   "bench=boot",
 							   NULL});
