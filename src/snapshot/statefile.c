@@ -65,7 +65,7 @@ uint32_t ckpt_fields_count(const uint8_t *p, uint64_t len)
 			return UINT32_MAX;
 		if (rem < FIELD_FIXED_LEN || rem < (uint64_t)FIELD_FIXED_LEN + p[off])
 			break; /* the index refuses it */
-		off += FIELD_FIXED_LEN + p[off] + (uint64_t)le32_get(p + off + 3 + p[off]);
+		off += FIELD_FIXED_LEN + p[off] + (uint64_t)le_get32(p + off + 3 + p[off]);
 	}
 	return n;
 }
@@ -127,7 +127,7 @@ int ckpt_fields_index(const char *ctx, const uint8_t *p, uint64_t len, struct ck
 					  ctx, (unsigned long long)off);
 		fl.type = f[1 + fl.key_len];
 		fl.flags = f[2 + fl.key_len];
-		fl.len = le32_get(f + 3 + fl.key_len);
+		fl.len = le_get32(f + 3 + fl.key_len);
 		fl.val = f + FIELD_FIXED_LEN + fl.key_len;
 		fl.used = false;
 		if (fl.len > rem - FIELD_FIXED_LEN - fl.key_len)
@@ -181,11 +181,11 @@ void hearth_ckpt_reader_free(struct hearth_ckpt_reader *r)
 static void decode_cpu(const uint8_t *h, struct ckpt_cpu *cpu)
 {
 	memcpy(cpu->vendor, h + HDR_CPU_VENDOR, 12);
-	cpu->family = le32_get(h + HDR_CPU_FAMILY);
-	cpu->model = le32_get(h + HDR_CPU_MODEL);
-	cpu->stepping = le32_get(h + HDR_CPU_STEPPING);
+	cpu->family = le_get32(h + HDR_CPU_FAMILY);
+	cpu->model = le_get32(h + HDR_CPU_MODEL);
+	cpu->stepping = le_get32(h + HDR_CPU_STEPPING);
 	for (int i = 0; i < CKPT_CPU_NFEAT; i++)
-		cpu->feat[i] = le32_get(h + HDR_CPU_FEAT + 4 * i);
+		cpu->feat[i] = le_get32(h + HDR_CPU_FEAT + 4 * i);
 }
 
 /* Magic, header length, header CRC, format version, flags, file size; *hlen on success. */
@@ -198,8 +198,8 @@ static int check_header(const uint8_t *buf, size_t len, uint32_t *hlen_out)
 	if (len < HDR_LEN + 4)
 		return hearth_err("state file truncated: %zu bytes is shorter than its header",
 				  len);
-	version = le32_get(buf + HDR_VERSION);
-	hlen = le32_get(buf + HDR_LEN);
+	version = le_get32(buf + HDR_VERSION);
+	hlen = le_get32(buf + HDR_LEN);
 	/* every version keeps magic, version and length first and the CRC last */
 	if (hlen < HDR_LEN + 8 || hlen > CKPT_HEADER_MAX || hlen % 4)
 		return hearth_err("state file header length %u is invalid", hlen);
@@ -208,9 +208,9 @@ static int check_header(const uint8_t *buf, size_t len, uint32_t *hlen_out)
 				  "header",
 				  len, hlen);
 	crc = crc32c(0, buf, hlen - 4);
-	if (crc != le32_get(buf + hlen - 4))
+	if (crc != le_get32(buf + hlen - 4))
 		return hearth_err("state file header is damaged (checksum 0x%08x, computed 0x%08x)",
-				  le32_get(buf + hlen - 4), crc);
+				  le_get32(buf + hlen - 4), crc);
 	if (version > CKPT_FORMAT_VERSION)
 		return hearth_err("checkpoint format version %u is newer than this hearth reads "
 				  "(versions %u..%u)",
@@ -224,13 +224,13 @@ static int check_header(const uint8_t *buf, size_t len, uint32_t *hlen_out)
 		return hearth_err("state file header length %u is shorter than format version %u "
 				  "needs (%u)",
 				  hlen, version, HDR_V1_LEN);
-	if (le32_get(buf + HDR_FLAGS))
+	if (le_get32(buf + HDR_FLAGS))
 		return hearth_err("state file has unknown header flags 0x%x",
-				  le32_get(buf + HDR_FLAGS));
-	if (le64_get(buf + HDR_FILE_SIZE) != len)
+				  le_get32(buf + HDR_FLAGS));
+	if (le_get64(buf + HDR_FILE_SIZE) != len)
 		return hearth_err("state file is %zu bytes but its header says %llu: truncated or "
 				  "appended to",
-				  len, (unsigned long long)le64_get(buf + HDR_FILE_SIZE));
+				  len, (unsigned long long)le_get64(buf + HDR_FILE_SIZE));
 	if (len > CKPT_MAX_FILE)
 		return hearth_err("state file of %zu bytes is over the limit of %llu", len,
 				  (unsigned long long)CKPT_MAX_FILE);
@@ -259,10 +259,10 @@ static int check_contexts(struct hearth_ckpt_reader *r, const uint8_t *buf, size
 		memcpy(ck->name, rec + 1, nlen);
 		ck->name[nlen] = 0;
 		p = rec + 1 + nlen;
-		ck->version = le32_get(p);
-		ck->flags = le32_get(p + 4);
-		ck->payload_len = le64_get(p + 8);
-		stored = le32_get(p + 16);
+		ck->version = le_get32(p);
+		ck->flags = le_get32(p + 4);
+		ck->payload_len = le_get64(p + 8);
+		stored = le_get32(p + 16);
 		ck->payload = p + 20;
 		ck->r = r;
 		if (ck->payload_len > rem - CTX_FIXED_LEN - nlen)
@@ -307,14 +307,14 @@ int statefile_parse(const uint8_t *buf, size_t len, const struct ckpt_cpu *host,
 	*out = NULL;
 	if (check_header(buf, len, &hlen))
 		return -1;
-	nctx = le32_get(buf + HDR_NCTX);
+	nctx = le_get32(buf + HDR_NCTX);
 	if (nctx > CKPT_MAX_CONTEXTS || nctx > (len - hlen) / (CTX_FIXED_LEN + 1))
 		return hearth_err("state file claims %u contexts: more than %s", nctx,
 				  nctx > CKPT_MAX_CONTEXTS ? "the limit" : "its size can hold");
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return hearth_err("reading checkpoint: out of memory");
-	r->format_version = le32_get(buf + HDR_VERSION);
+	r->format_version = le_get32(buf + HDR_VERSION);
 	decode_cpu(buf, &r->cpu);
 	if (!host) {
 		ckpt_cpu_host(&here);
@@ -366,12 +366,12 @@ void statefile_fixup(uint8_t *buf, size_t len)
 
 	if (len < HDR_LEN + 4)
 		return;
-	hlen = le32_get(buf + HDR_LEN);
+	hlen = le_get32(buf + HDR_LEN);
 	if (hlen < HDR_LEN + 8 || hlen > len || hlen % 4)
 		return;
 	if (hlen >= HDR_FILE_SIZE + 12)
-		le64_put(buf + HDR_FILE_SIZE, len);
-	le32_put(buf + hlen - 4, crc32c(0, buf, hlen - 4));
+		le_put64(buf + HDR_FILE_SIZE, len);
+	le_put32(buf + hlen - 4, crc32c(0, buf, hlen - 4));
 	for (off = hlen; off < len;) {
 		size_t rem = len - off, nlen = buf[off];
 		uint64_t plen;
@@ -379,10 +379,10 @@ void statefile_fixup(uint8_t *buf, size_t len)
 		if (rem < CTX_FIXED_LEN + nlen)
 			return;
 		crcp = buf + off + 1 + nlen + 16;
-		plen = le64_get(crcp - 8);
+		plen = le_get64(crcp - 8);
 		if (plen > rem - CTX_FIXED_LEN - nlen)
 			return;
-		le32_put(crcp,
+		le_put32(crcp,
 			 crc32c(crc32c(0, buf + off, CTX_FIXED_LEN - 4 + nlen), crcp + 4, plen));
 		off += CTX_FIXED_LEN + nlen + plen;
 	}
@@ -616,9 +616,9 @@ static int get_field(struct hearth_ckpt *ck, const char *key, unsigned type, boo
 	}
 
 GET_SCALAR(u8, uint8_t, CKPT_T_U8, f->val[0])
-GET_SCALAR(u16, uint16_t, CKPT_T_U16, le16_get(f->val))
-GET_SCALAR(u32, uint32_t, CKPT_T_U32, le32_get(f->val))
-GET_SCALAR(u64, uint64_t, CKPT_T_U64, le64_get(f->val))
+GET_SCALAR(u16, uint16_t, CKPT_T_U16, le_get16(f->val))
+GET_SCALAR(u32, uint32_t, CKPT_T_U32, le_get32(f->val))
+GET_SCALAR(u64, uint64_t, CKPT_T_U64, le_get64(f->val))
 GET_SCALAR(bool, bool, CKPT_T_BOOL, f->val[0] != 0)
 
 /* How many units of the field fit: exactly `max` when n is NULL, else at most. */
@@ -723,7 +723,7 @@ int hearth_ckpt_get_u32_array(struct hearth_ckpt *ck, const char *key, uint32_t 
 	if (check_count(ck, key, have, max, n, "elements"))
 		return -1;
 	for (size_t i = 0; i < have; i++)
-		v[i] = le32_get(f->val + 4 * i);
+		v[i] = le_get32(f->val + 4 * i);
 	if (n)
 		*n = have;
 	return 0;
@@ -741,7 +741,7 @@ int hearth_ckpt_get_u64_array(struct hearth_ckpt *ck, const char *key, uint64_t 
 	if (check_count(ck, key, have, max, n, "elements"))
 		return -1;
 	for (size_t i = 0; i < have; i++)
-		v[i] = le64_get(f->val + 8 * i);
+		v[i] = le_get64(f->val + 8 * i);
 	if (n)
 		*n = have;
 	return 0;

@@ -155,7 +155,7 @@ static int put(struct hearth_ckpt *ck, const char *key, uint8_t type, bool opt, 
 	p += klen;
 	*p++ = type;
 	*p++ = opt ? FIELD_FLAG_OPTIONAL : 0;
-	le32_put(p, (uint32_t)len);
+	le_put32(p, (uint32_t)len);
 	p += 4;
 	if (len)
 		memcpy(p, val, len);
@@ -168,13 +168,13 @@ static int put(struct hearth_ckpt *ck, const char *key, uint8_t type, bool opt, 
 	int hearth_ckpt_put_##suffix(struct hearth_ckpt *ck, const char *key, ctype v)             \
 	{                                                                                          \
 		uint8_t b[8];                                                                      \
-		le64_put(b, (uint64_t)v);                                                          \
+		le_put64(b, (uint64_t)v);                                                          \
 		return put(ck, key, tag, false, b, bytes);                                         \
 	}                                                                                          \
 	int hearth_ckpt_put_##suffix##_opt(struct hearth_ckpt *ck, const char *key, ctype v)       \
 	{                                                                                          \
 		uint8_t b[8];                                                                      \
-		le64_put(b, (uint64_t)v);                                                          \
+		le_put64(b, (uint64_t)v);                                                          \
 		return put(ck, key, tag, true, b, bytes);                                          \
 	}
 
@@ -222,9 +222,9 @@ static int put_array(struct hearth_ckpt *ck, const char *key, uint8_t type, bool
 			    key);
 	for (size_t i = 0; i < n; i++) {
 		if (esize == 4)
-			le32_put(tmp + 4 * i, ((const uint32_t *)v)[i]);
+			le_put32(tmp + 4 * i, ((const uint32_t *)v)[i]);
 		else
-			le64_put(tmp + 8 * i, ((const uint64_t *)v)[i]);
+			le_put64(tmp + 8 * i, ((const uint64_t *)v)[i]);
 	}
 	ret = put(ck, key, type, opt, tmp, n * esize);
 	free(tmp);
@@ -296,11 +296,11 @@ static size_t ctx_header(const struct hearth_ckpt *ck, uint8_t *out)
 	*p++ = (uint8_t)nlen;
 	memcpy(p, ck->name, nlen);
 	p += nlen;
-	le32_put(p, ck->version);
-	le32_put(p + 4, ck->flags);
-	le64_put(p + 8, ck->len);
+	le_put32(p, ck->version);
+	le_put32(p + 4, ck->flags);
+	le_put64(p + 8, ck->len);
 	p += 16;
-	le32_put(p, crc32c(crc32c(0, out, (size_t)(p - out)), ck->buf, ck->len));
+	le_put32(p, crc32c(crc32c(0, out, (size_t)(p - out)), ck->buf, ck->len));
 	return (size_t)(p - out) + 4;
 }
 
@@ -308,18 +308,18 @@ static void encode_header(const struct hearth_ckpt_writer *w, uint64_t size, uin
 {
 	memset(h, 0, HDR_V1_LEN);
 	memcpy(h + HDR_MAGIC, CKPT_MAGIC, CKPT_MAGIC_LEN);
-	le32_put(h + HDR_VERSION, CKPT_FORMAT_VERSION);
-	le32_put(h + HDR_LEN, HDR_V1_LEN);
-	le32_put(h + HDR_FLAGS, 0);
-	le32_put(h + HDR_NCTX, w->nctx);
-	le64_put(h + HDR_FILE_SIZE, size);
+	le_put32(h + HDR_VERSION, CKPT_FORMAT_VERSION);
+	le_put32(h + HDR_LEN, HDR_V1_LEN);
+	le_put32(h + HDR_FLAGS, 0);
+	le_put32(h + HDR_NCTX, w->nctx);
+	le_put64(h + HDR_FILE_SIZE, size);
 	memcpy(h + HDR_CPU_VENDOR, w->cpu.vendor, 12);
-	le32_put(h + HDR_CPU_FAMILY, w->cpu.family);
-	le32_put(h + HDR_CPU_MODEL, w->cpu.model);
-	le32_put(h + HDR_CPU_STEPPING, w->cpu.stepping);
+	le_put32(h + HDR_CPU_FAMILY, w->cpu.family);
+	le_put32(h + HDR_CPU_MODEL, w->cpu.model);
+	le_put32(h + HDR_CPU_STEPPING, w->cpu.stepping);
 	for (int i = 0; i < CKPT_CPU_NFEAT; i++)
-		le32_put(h + HDR_CPU_FEAT + 4 * i, w->cpu.feat[i]);
-	le32_put(h + HDR_CRC, crc32c(0, h, HDR_CRC));
+		le_put32(h + HDR_CPU_FEAT + 4 * i, w->cpu.feat[i]);
+	le_put32(h + HDR_CRC, crc32c(0, h, HDR_CRC));
 }
 
 struct finish_job {

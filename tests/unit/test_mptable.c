@@ -10,17 +10,8 @@
 
 #include "fakevm.h"
 #include "hearth/error.h"
+#include "hearth/le.h"
 #include "x86/mptable.h"
-
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {
@@ -67,19 +58,19 @@ static struct parsed parse(struct fakevm *f, unsigned ncpus)
 	assert_int_equal(fp[9], 4);  /* spec revision 1.4 */
 	assert_int_equal(fp[11], 0); /* a configuration table follows: no default config */
 	assert_int_equal(fp[12], 0); /* virtual wire mode, no IMCR */
-	assert_true(rd32(fp + 4) + 44 <= 0x100000);
-	cfg = f->ram + rd32(fp + 4);
+	assert_true(le_get32(fp + 4) + 44 <= 0x100000);
+	cfg = f->ram + le_get32(fp + 4);
 	r.cfg = cfg;
 	assert_memory_equal(cfg, "PCMP", 4);
 	assert_int_equal(cfg[6], 4);
-	assert_int_equal(sum(cfg, rd16(cfg + 4)), 0);
+	assert_int_equal(sum(cfg, le_get16(cfg + 4)), 0);
 	assert_memory_equal(cfg + 8, "HEARTH  ", 8);
 	assert_memory_equal(cfg + 16, "hearth      ", 12);
-	assert_int_equal(rd32(cfg + 36), 0xFEE00000);
-	assert_int_equal(rd16(cfg + 40), 0); /* no extended table */
-	count = rd16(cfg + 34);
+	assert_int_equal(le_get32(cfg + 36), 0xFEE00000);
+	assert_int_equal(le_get16(cfg + 40), 0); /* no extended table */
+	count = le_get16(cfg + 34);
 	e = cfg + 44;
-	end = cfg + rd16(cfg + 4);
+	end = cfg + le_get16(cfg + 4);
 	for (unsigned i = 0; i < count; i++) {
 		assert_true(e < end);
 		assert_true(e[0] >= last_type); /* entries sorted by type */
@@ -100,7 +91,7 @@ static struct parsed parse(struct fakevm *f, unsigned ncpus)
 			r.ioapic_id = e[1];
 			assert_int_equal(e[2], 0x11);
 			assert_int_equal(e[3], 1);
-			assert_int_equal(rd32(e + 4), 0xFEC00000);
+			assert_int_equal(le_get32(e + 4), 0xFEC00000);
 			break;
 		case 3:
 			r.ioints++;
@@ -135,7 +126,7 @@ static void check_cpus(unsigned ncpus)
 
 	assert_int_equal(mptable_build(&f->vm, ncpus), 0);
 	r = parse(f, ncpus);
-	assert_int_equal(rd16(r.cfg + 34), ncpus + 19);
+	assert_int_equal(le_get16(r.cfg + 34), ncpus + 19);
 	assert_int_equal(r.buses, 1);
 	assert_int_equal(r.ioapics, 1);
 	assert_int_equal(r.ioapic_id, ncpus);
@@ -235,10 +226,10 @@ static void test_builder_pci_and_cpuid(void **state)
 	r = parse(f, 2);
 	assert_int_equal(r.buses, 2);
 	assert_int_equal(r.ioints, 16);
-	assert_int_equal(rd16(r.cfg + 4), mptable_config_size(&t));
+	assert_int_equal(le_get16(r.cfg + 4), mptable_config_size(&t));
 	/* CPUID signature and features on every processor entry */
-	assert_int_equal(rd32(r.cfg + 44 + 4), 0x000806EC);
-	assert_int_equal(rd32(r.cfg + 44 + 20 + 8), 0x178BFBFF);
+	assert_int_equal(le_get32(r.cfg + 44 + 4), 0x000806EC);
+	assert_int_equal(le_get32(r.cfg + 44 + 20 + 8), 0x178BFBFF);
 	/* bus entries in the order added, then the IOAPIC, then the ISA interrupts, then PCI */
 	e = r.cfg + 44 + 40;
 	assert_memory_equal(e + 8, "\x01\x00PCI   ", 8);

@@ -15,6 +15,7 @@
 
 #include "fakevm.h"
 #include "hearth/error.h"
+#include "hearth/le.h"
 #include "x86/memmap.h"
 #include "x86/multiboot.h"
 
@@ -24,36 +25,6 @@
 
 static char dir[] = "/tmp/hearth-mb-XXXXXX";
 static uint8_t img[64 * 1024];
-
-/* ---- little-endian writers and readers ---- */
-
-static void w16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void w32(uint8_t *p, uint32_t v)
-{
-	w16(p, (uint16_t)v);
-	w16(p + 2, (uint16_t)(v >> 16));
-}
-
-static void w64(uint8_t *p, uint64_t v)
-{
-	w32(p, (uint32_t)v);
-	w32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t r32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t r64(const uint8_t *p)
-{
-	return r32(p) | (uint64_t)r32(p + 4) << 32;
-}
 
 /* ---- files ---- */
 
@@ -96,9 +67,9 @@ static int teardown(void **state)
 
 static void put_header(uint8_t *p, uint32_t flags)
 {
-	w32(p, MB_MAGIC);
-	w32(p + 4, flags);
-	w32(p + 8, (uint32_t) - (MB_MAGIC + flags));
+	le_put32(p, MB_MAGIC);
+	le_put32(p + 4, flags);
+	le_put32(p + 8, (uint32_t) - (MB_MAGIC + flags));
 }
 
 struct kludge {
@@ -119,11 +90,11 @@ static size_t build_kludge(const struct kludge *k)
 	for (size_t i = 0; i < k->size; i++)
 		img[i] = pat(i);
 	put_header(img + k->hoff, k->flags | KLUDGE);
-	w32(img + k->hoff + 12, k->header_addr);
-	w32(img + k->hoff + 16, k->load_addr);
-	w32(img + k->hoff + 20, k->load_end);
-	w32(img + k->hoff + 24, k->bss_end);
-	w32(img + k->hoff + 28, k->entry);
+	le_put32(img + k->hoff + 12, k->header_addr);
+	le_put32(img + k->hoff + 16, k->load_addr);
+	le_put32(img + k->hoff + 20, k->load_end);
+	le_put32(img + k->hoff + 24, k->bss_end);
+	le_put32(img + k->hoff + 28, k->entry);
 	return k->size;
 }
 
@@ -167,21 +138,21 @@ static size_t build_elf(const struct elf *e)
 	img[4] = (uint8_t)e->cls;
 	img[5] = 1; /* little endian */
 	img[6] = 1;
-	w16(img + 16, e->etype ? e->etype : 2);
-	w16(img + 18, e->machine);
-	w32(img + 20, 1);
+	le_put16(img + 16, e->etype ? e->etype : 2);
+	le_put16(img + 18, e->machine);
+	le_put32(img + 20, 1);
 	if (is64) {
-		w64(img + 24, e->entry);
-		w64(img + 32, phoff);
-		w16(img + 52, (uint16_t)ehsize);
-		w16(img + 54, (uint16_t)phentsize);
-		w16(img + 56, (uint16_t)e->nseg);
+		le_put64(img + 24, e->entry);
+		le_put64(img + 32, phoff);
+		le_put16(img + 52, (uint16_t)ehsize);
+		le_put16(img + 54, (uint16_t)phentsize);
+		le_put16(img + 56, (uint16_t)e->nseg);
 	} else {
-		w32(img + 24, (uint32_t)e->entry);
-		w32(img + 28, (uint32_t)phoff);
-		w16(img + 40, (uint16_t)ehsize);
-		w16(img + 42, (uint16_t)phentsize);
-		w16(img + 44, (uint16_t)e->nseg);
+		le_put32(img + 24, (uint32_t)e->entry);
+		le_put32(img + 28, (uint32_t)phoff);
+		le_put16(img + 40, (uint16_t)ehsize);
+		le_put16(img + 42, (uint16_t)phentsize);
+		le_put16(img + 44, (uint16_t)e->nseg);
 	}
 	put_header(img + 0x200, e->mbflags);
 	for (unsigned i = 0; i < e->nseg; i++) {
@@ -189,19 +160,19 @@ static size_t build_elf(const struct elf *e)
 		uint8_t *ph = img + phoff + i * phentsize;
 
 		if (phoff + (i + 1) * phentsize <= sizeof(img)) {
-			w32(ph, s->type ? s->type : 1);
+			le_put32(ph, s->type ? s->type : 1);
 			if (is64) {
-				w64(ph + 8, s->off);
-				w64(ph + 16, s->vaddr ? s->vaddr : s->paddr);
-				w64(ph + 24, s->paddr);
-				w64(ph + 32, s->filesz);
-				w64(ph + 40, s->memsz);
+				le_put64(ph + 8, s->off);
+				le_put64(ph + 16, s->vaddr ? s->vaddr : s->paddr);
+				le_put64(ph + 24, s->paddr);
+				le_put64(ph + 32, s->filesz);
+				le_put64(ph + 40, s->memsz);
 			} else {
-				w32(ph + 4, (uint32_t)s->off);
-				w32(ph + 8, (uint32_t)(s->vaddr ? s->vaddr : s->paddr));
-				w32(ph + 12, (uint32_t)s->paddr);
-				w32(ph + 16, (uint32_t)s->filesz);
-				w32(ph + 20, (uint32_t)s->memsz);
+				le_put32(ph + 4, (uint32_t)s->off);
+				le_put32(ph + 8, (uint32_t)(s->vaddr ? s->vaddr : s->paddr));
+				le_put32(ph + 12, (uint32_t)s->paddr);
+				le_put32(ph + 16, (uint32_t)s->filesz);
+				le_put32(ph + 20, (uint32_t)s->memsz);
 			}
 		}
 		if (s->off >= sizeof(img))
@@ -471,59 +442,61 @@ static void test_info(void **state)
 		0);
 
 	mbi = f->ram + b.info_addr;
-	assert_int_equal(r32(mbi + 0), 0x1 | 0x4 | 0x8 | 0x40 | 0x200);
-	assert_int_equal(r32(mbi + 4), 639);
-	assert_int_equal(r32(mbi + 8), (RAM - 0x100000) / 1024);
-	assert_int_equal(r32(mbi + 12), 0); /* no boot device */
-	assert_string_equal(guest_str(f, r32(mbi + 16)), "quiet tests=all");
-	assert_string_equal(guest_str(f, r32(mbi + 64)), "hearth");
+	assert_int_equal(le_get32(mbi + 0), 0x1 | 0x4 | 0x8 | 0x40 | 0x200);
+	assert_int_equal(le_get32(mbi + 4), 639);
+	assert_int_equal(le_get32(mbi + 8), (RAM - 0x100000) / 1024);
+	assert_int_equal(le_get32(mbi + 12), 0); /* no boot device */
+	assert_string_equal(guest_str(f, le_get32(mbi + 16)), "quiet tests=all");
+	assert_string_equal(guest_str(f, le_get32(mbi + 64)), "hearth");
 	for (unsigned off = 28; off < 44; off += 4) /* no symbol table */
-		assert_int_equal(r32(mbi + off), 0);
+		assert_int_equal(le_get32(mbi + off), 0);
 	for (unsigned off = 52; off < 64; off += 4) /* no drives, no config table */
-		assert_int_equal(r32(mbi + off), 0);
+		assert_int_equal(le_get32(mbi + off), 0);
 	for (unsigned off = 68; off < 88; off += 4) /* no APM, no VBE */
-		assert_int_equal(r32(mbi + off), 0);
+		assert_int_equal(le_get32(mbi + off), 0);
 
 	/* mem_upper agrees with the usable entry at 1 MiB */
 	assert_int_equal(map[3].addr, 0x100000);
-	assert_int_equal((uint64_t)r32(mbi + 8) * 1024, map[3].size);
+	assert_int_equal((uint64_t)le_get32(mbi + 8) * 1024, map[3].size);
 
 	/* memory map: identical to memmap_entries() */
-	assert_int_equal(r32(mbi + 44), nmap * 24);
+	assert_int_equal(le_get32(mbi + 44), nmap * 24);
 	for (int i = 0; i < nmap; i++) {
-		const uint8_t *m = f->ram + r32(mbi + 48) + i * 24;
+		const uint8_t *m = f->ram + le_get32(mbi + 48) + i * 24;
 
-		assert_int_equal(r32(m), 20);
-		assert_int_equal(r64(m + 4), map[i].addr);
-		assert_int_equal(r64(m + 12), map[i].size);
-		assert_int_equal(r32(m + 20), map[i].type);
+		assert_int_equal(le_get32(m), 20);
+		assert_int_equal(le_get64(m + 4), map[i].addr);
+		assert_int_equal(le_get64(m + 12), map[i].size);
+		assert_int_equal(le_get32(m + 20), map[i].type);
 	}
 
 	/* modules: page aligned, above the kernel, in order, contents and strings right */
-	assert_int_equal(r32(mbi + 20), 3);
-	ml = f->ram + r32(mbi + 24);
-	assert_int_equal(r32(ml + 0) % 4096, 0);
-	assert_true(r32(ml + 0) >= b.kernel_end);
-	assert_int_equal(r32(ml + 4) - r32(ml + 0), sizeof(mod1));
-	assert_memory_equal(f->ram + r32(ml + 0), mod1, sizeof(mod1));
-	assert_string_equal(guest_str(f, r32(ml + 8)), m1);
-	assert_int_equal(r32(ml + 12), 0);
-	assert_int_equal(r32(ml + 16) % 4096, 0);
-	assert_true(r32(ml + 16) >= r32(ml + 4));
-	assert_int_equal(r32(ml + 20) - r32(ml + 16), 3);
-	assert_memory_equal(f->ram + r32(ml + 16), "abc", 3);
-	assert_string_equal(guest_str(f, r32(ml + 24)), "small root=/dev/x");
-	assert_int_equal(r32(ml + 32) % 4096, 0);
-	assert_int_equal(r32(ml + 36), r32(ml + 32)); /* empty module */
-	assert_string_equal(guest_str(f, r32(ml + 40)), "");
-	assert_int_equal(b.modules_end, r32(ml + 36));
+	assert_int_equal(le_get32(mbi + 20), 3);
+	ml = f->ram + le_get32(mbi + 24);
+	assert_int_equal(le_get32(ml + 0) % 4096, 0);
+	assert_true(le_get32(ml + 0) >= b.kernel_end);
+	assert_int_equal(le_get32(ml + 4) - le_get32(ml + 0), sizeof(mod1));
+	assert_memory_equal(f->ram + le_get32(ml + 0), mod1, sizeof(mod1));
+	assert_string_equal(guest_str(f, le_get32(ml + 8)), m1);
+	assert_int_equal(le_get32(ml + 12), 0);
+	assert_int_equal(le_get32(ml + 16) % 4096, 0);
+	assert_true(le_get32(ml + 16) >= le_get32(ml + 4));
+	assert_int_equal(le_get32(ml + 20) - le_get32(ml + 16), 3);
+	assert_memory_equal(f->ram + le_get32(ml + 16), "abc", 3);
+	assert_string_equal(guest_str(f, le_get32(ml + 24)), "small root=/dev/x");
+	assert_int_equal(le_get32(ml + 32) % 4096, 0);
+	assert_int_equal(le_get32(ml + 36), le_get32(ml + 32)); /* empty module */
+	assert_string_equal(guest_str(f, le_get32(ml + 40)), "");
+	assert_int_equal(b.modules_end, le_get32(ml + 36));
 
 	/* everything the loader wrote besides the kernel and modules is in the info area */
 	for (unsigned i = 0; i < 3; i++)
-		assert_true(r32(ml + i * 16 + 8) >= MULTIBOOT_INFO_BASE &&
-			    r32(ml + i * 16 + 8) < MULTIBOOT_INFO_END);
-	assert_true(r32(mbi + 48) >= MULTIBOOT_INFO_BASE && r32(mbi + 48) < MULTIBOOT_INFO_END);
-	assert_true(r32(mbi + 24) >= MULTIBOOT_INFO_BASE && r32(mbi + 24) < MULTIBOOT_INFO_END);
+		assert_true(le_get32(ml + i * 16 + 8) >= MULTIBOOT_INFO_BASE &&
+			    le_get32(ml + i * 16 + 8) < MULTIBOOT_INFO_END);
+	assert_true(le_get32(mbi + 48) >= MULTIBOOT_INFO_BASE &&
+		    le_get32(mbi + 48) < MULTIBOOT_INFO_END);
+	assert_true(le_get32(mbi + 24) >= MULTIBOOT_INFO_BASE &&
+		    le_get32(mbi + 24) < MULTIBOOT_INFO_END);
 	fakevm_free(f);
 }
 
@@ -537,10 +510,10 @@ static void test_info_without_modules(void **state)
 
 	assert_int_equal(load(f, write_file("k.elf", img, build_elf(&e)), NULL, NULL, 0, &b), 0);
 	mbi = f->ram + b.info_addr;
-	assert_int_equal(r32(mbi), 0x1 | 0x4 | 0x40 | 0x200);
-	assert_int_equal(r32(mbi + 20), 0);
-	assert_int_equal(r32(mbi + 24), 0);
-	assert_string_equal(guest_str(f, r32(mbi + 16)), "");
+	assert_int_equal(le_get32(mbi), 0x1 | 0x4 | 0x40 | 0x200);
+	assert_int_equal(le_get32(mbi + 20), 0);
+	assert_int_equal(le_get32(mbi + 24), 0);
+	assert_string_equal(guest_str(f, le_get32(mbi + 16)), "");
 	fakevm_free(f);
 }
 
@@ -557,8 +530,8 @@ static void test_modules_above_low_kernel_start_at_1m(void **state)
 	e.seg[1].paddr = 0x40000;
 	e.entry = 0x1000;
 	assert_int_equal(load(f, write_file("k.elf", img, build_elf(&e)), NULL, &m, 1, &b), 0);
-	ml = f->ram + r32(f->ram + b.info_addr + 24);
-	assert_int_equal(r32(ml), 0x100000);
+	ml = f->ram + le_get32(f->ram + b.info_addr + 24);
+	assert_int_equal(le_get32(ml), 0x100000);
 	assert_memory_equal(f->ram + 0x100000, "hello module", 12);
 	fakevm_free(f);
 }
@@ -607,7 +580,7 @@ static void test_refuse_headers(void **state)
 		"no multiboot header"); /* magic but no room for flags */
 
 	n = build_elf(&e);
-	w32(img + 0x208, r32(img + 0x208) + 1);
+	le_put32(img + 0x208, le_get32(img + 0x208) + 1);
 	refused(write_file("sum.elf", img, n), "bad checksum");
 
 	/* a valid header starting at 8 KiB is not looked at */
@@ -741,7 +714,7 @@ static void test_refuse_elf_format(void **state)
 	refuse_elf(&e, "no loadable segments");
 	e = good_elf(1);
 	n = build_elf(&e);
-	w16(img + 42, 16);
+	le_put16(img + 42, 16);
 	refused(write_file("phent.elf", img, n), "program header size 16");
 }
 
@@ -756,7 +729,7 @@ static void test_refuse_elf_truncated(void **state)
 	refuse_elf(&e, "program header table");
 	e = good_elf(2);
 	n = build_elf(&e);
-	w64(img + 32, UINT64_MAX - 8); /* phoff + size would wrap */
+	le_put64(img + 32, UINT64_MAX - 8); /* phoff + size would wrap */
 	refused(write_file("wrap.elf", img, n), "program header table");
 
 	e = good_elf(1);
@@ -831,17 +804,17 @@ static void test_refuse_too_many_segments(void **state)
 
 	/* 65 one-page segments: the builder writes two, the rest by hand */
 	n = build_elf(&e);
-	w32(img + 28, 0x4000);
-	w16(img + 44, 65);
+	le_put32(img + 28, 0x4000);
+	le_put16(img + 44, 65);
 	for (unsigned i = 0; i < 65; i++) {
 		uint8_t *ph = img + 0x4000 + i * 32;
 
-		w32(ph, 1);
-		w32(ph + 4, 0x1000);
-		w32(ph + 8, 0x400000 + i * 0x1000);
-		w32(ph + 12, 0x400000 + i * 0x1000);
-		w32(ph + 16, 0x10);
-		w32(ph + 20, 0x1000);
+		le_put32(ph, 1);
+		le_put32(ph + 4, 0x1000);
+		le_put32(ph + 8, 0x400000 + i * 0x1000);
+		le_put32(ph + 12, 0x400000 + i * 0x1000);
+		le_put32(ph + 16, 0x10);
+		le_put32(ph + 20, 0x1000);
 	}
 	(void)n;
 	refused(write_file("many.elf", img, 0x4000 + 65 * 32), "more than 64 loadable segments");
@@ -896,7 +869,7 @@ static void test_many_modules_fit(void **state)
 	assert_int_equal(load(f, write_file("k.elf", img, build_elf(&e)), NULL, many,
 			      MULTIBOOT_MAX_MODULES, &b),
 			 0);
-	assert_int_equal(r32(f->ram + b.info_addr + 20), MULTIBOOT_MAX_MODULES);
+	assert_int_equal(le_get32(f->ram + b.info_addr + 20), MULTIBOOT_MAX_MODULES);
 	assert_int_equal(b.modules_end, 0x104000 + 255 * 4096 + 2);
 	fakevm_free(f);
 }
@@ -918,7 +891,7 @@ static void test_refuse_long_cmdline(void **state)
 	/* a long one that fits is passed whole */
 	line[n - 4096] = 0;
 	assert_int_equal(load(f, k, line, NULL, 0, &b), 0);
-	assert_int_equal(strlen(guest_str(f, r32(f->ram + b.info_addr + 16))), n - 4096);
+	assert_int_equal(strlen(guest_str(f, le_get32(f->ram + b.info_addr + 16))), n - 4096);
 	free(line);
 	fakevm_free(f);
 }

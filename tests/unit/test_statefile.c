@@ -181,10 +181,10 @@ static void parse_sample(void **state)
 	hearth_ckpt_reader_free(r);
 	/* the header, as documented */
 	assert_memory_equal(buf, "HEARTHCK", 8);
-	assert_int_equal(le32_get(buf + HDR_VERSION), 1);
-	assert_int_equal(le32_get(buf + HDR_LEN), 80);
-	assert_int_equal(le32_get(buf + HDR_NCTX), 4);
-	assert_int_equal(le64_get(buf + HDR_FILE_SIZE), len);
+	assert_int_equal(le_get32(buf + HDR_VERSION), 1);
+	assert_int_equal(le_get32(buf + HDR_LEN), 80);
+	assert_int_equal(le_get32(buf + HDR_NCTX), 4);
+	assert_int_equal(le_get64(buf + HDR_FILE_SIZE), len);
 	assert_int_equal(buf[HDR_V1_LEN], 2); /* first context: name length of "vm" */
 	free(buf);
 }
@@ -292,20 +292,20 @@ static void format_versions(void **state)
 	uint8_t *buf = sample(&len);
 	(void)state;
 
-	le32_put(buf + HDR_VERSION, 2);
+	le_put32(buf + HDR_VERSION, 2);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("format version 2 is newer than this hearth reads (versions 1..1)"));
-	le32_put(buf + HDR_VERSION, 0xffffffff);
+	le_put32(buf + HDR_VERSION, 0xffffffff);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("format version 4294967295 is newer"));
-	le32_put(buf + HDR_VERSION, 0);
+	le_put32(buf + HDR_VERSION, 0);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("format version 0 is not supported"));
 	/* without the CRC fixed the header is simply damaged */
-	le32_put(buf + HDR_VERSION, 1);
+	le_put32(buf + HDR_VERSION, 1);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("header is damaged"));
 	statefile_fixup(buf, len);
@@ -320,15 +320,15 @@ static void header_fields(void **state)
 	uint8_t *big;
 	(void)state;
 
-	le32_put(buf + HDR_FLAGS, 4);
+	le_put32(buf + HDR_FLAGS, 4);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("unknown header flags 0x4"));
-	le32_put(buf + HDR_FLAGS, 0);
+	le_put32(buf + HDR_FLAGS, 0);
 
 	const uint32_t bad_lens[] = {0, 12, 19, 82, 2048, 0xfffffffc};
 	for (size_t i = 0; i < sizeof(bad_lens) / sizeof(bad_lens[0]); i++) {
-		le32_put(buf + HDR_LEN, bad_lens[i]);
+		le_put32(buf + HDR_LEN, bad_lens[i]);
 		statefile_fixup(buf, len);
 		assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 		assert_true(msg_has("header length"));
@@ -336,33 +336,33 @@ static void header_fields(void **state)
 	/* a short but well-formed header of version 1 (fixup rewrites more than the header) */
 	big = malloc(len);
 	memcpy(big, buf, len);
-	le32_put(big + HDR_LEN, 40);
+	le_put32(big + HDR_LEN, 40);
 	statefile_fixup(big, len);
 	assert_int_equal(parse_copy(big, len, &fake_cpu), -1);
 	assert_true(msg_has("header length 40 is shorter than format version 1 needs (80)"));
 	free(big);
-	le32_put(buf + HDR_LEN, 80);
+	le_put32(buf + HDR_LEN, 80);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), 0);
 
 	/* more contexts than the file can hold, or than the limit */
-	le32_put(buf + HDR_NCTX, 5);
+	le_put32(buf + HDR_NCTX, 5);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("truncated: context 4 of 5"));
-	le32_put(buf + HDR_NCTX, 1000);
+	le_put32(buf + HDR_NCTX, 1000);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("claims 1000 contexts: more than its size can hold"));
-	le32_put(buf + HDR_NCTX, CKPT_MAX_CONTEXTS + 1);
+	le_put32(buf + HDR_NCTX, CKPT_MAX_CONTEXTS + 1);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("more than the limit"));
-	le32_put(buf + HDR_NCTX, 3);
+	le_put32(buf + HDR_NCTX, 3);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("stray bytes after its last context"));
-	le32_put(buf + HDR_NCTX, 4);
+	le_put32(buf + HDR_NCTX, 4);
 
 	/* bytes appended to a good file */
 	big = malloc(len + 3);
@@ -490,7 +490,7 @@ static void malformed_fields(void **state)
 	assert_true(msg_has("a string with a NUL byte"));
 	memcpy(buf, orig, len);
 
-	le32_put(buf + at + 2, 0x7fffffff); /* value runs past the context */
+	le_put32(buf + at + 2, 0x7fffffff); /* value runs past the context */
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("key 'lcr': value of 2147483647 bytes runs past the end of the "
@@ -499,12 +499,12 @@ static void malformed_fields(void **state)
 
 	/* a context's unknown flags, and a payload longer than the file */
 	at = find(buf, len, "devices/com1") + 12;
-	le32_put(buf + at + 4, 2);
+	le_put32(buf + at + 4, 2);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("checkpoint context 'devices/com1' has unknown flags 0x2"));
 	memcpy(buf, orig, len);
-	le64_put(buf + at + 8, 1ull << 40);
+	le_put64(buf + at + 8, 1ull << 40);
 	statefile_fixup(buf, len);
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), -1);
 	assert_true(msg_has("context 'devices/com1': payload of 1099511627776 bytes runs past"));
