@@ -27,6 +27,7 @@
 #include "backends/char_stdio.h"
 #include "fakevm.h"
 #include "hearth/chardev.h"
+#include "testutil.h"
 
 /* ---- a char frontend that takes at most `limit` bytes of input in total ---- */
 
@@ -108,15 +109,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
-
 	(void)state;
 	fakevm_free(vm);
 	vm = NULL;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		return -1;
-	return 0;
+	return rm_tree(dir);
 }
 
 static const char *in_dir(const char *name)
@@ -423,16 +419,6 @@ static void file_fifo_backpressure(void **state)
 
 /* ---- char-socket ---- */
 
-static int connect_to(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	strcpy(sa.sun_path, path);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
-
 static size_t read_some(int fd, char *buf, size_t cap, int ms)
 {
 	struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -461,7 +447,7 @@ static void socket_clients_come_and_go(void **state)
 	/* no client: output is discarded, never a stall */
 	assert_int_equal(be_write("lost", 4), 4);
 
-	int c1 = connect_to(path);
+	int c1 = unix_connect(path);
 	pump(2);
 	assert_int_equal(be_write("out1", 4), 4);
 	assert_int_equal(read_some(c1, buf, 4, 1000), 4);
@@ -472,7 +458,7 @@ static void socket_clients_come_and_go(void **state)
 	assert_memory_equal(fe.in, "in1", 3);
 
 	/* a second client waits while the first is served */
-	int c2 = connect_to(path);
+	int c2 = unix_connect(path);
 	pump(2);
 	assert_int_equal(be_write("only1", 5), 5);
 	assert_int_equal(read_some(c1, buf, 5, 1000), 5);
@@ -491,7 +477,7 @@ static void socket_clients_come_and_go(void **state)
 	pump(4);
 
 	/* a third, later */
-	int c3 = connect_to(path);
+	int c3 = unix_connect(path);
 	pump(2);
 	assert_int_equal(be_write("out3", 4), 4);
 	assert_int_equal(read_some(c3, buf, sizeof(buf), 1000), 4);
@@ -512,7 +498,7 @@ static void socket_input_flow_control(void **state)
 	(void)state;
 	snprintf(json, sizeof(json), "{\"path\": \"%s\", \"frontend\": \"fe\"}", path);
 	assert_non_null(mkdev("char-socket", "sock", json));
-	int c = connect_to(path);
+	int c = unix_connect(path);
 	pump(2);
 	fe.limit = 4;
 	assert_int_equal(write(c, "0123456789", 10), 10);
@@ -530,7 +516,7 @@ static void socket_input_flow_control(void **state)
 	pump(3);
 	static uint8_t big[3 * CHAR_OUT_CAP];
 	assert_int_equal(be_write(big, sizeof(big)), sizeof(big)); /* no client: discarded */
-	c = connect_to(path);
+	c = unix_connect(path);
 	pump(3);
 	assert_int_equal(write(c, "x", 1), 1);
 	pump(3);
@@ -564,7 +550,7 @@ static void socket_wait_holds_output(void **state)
 	sent = be_write(data, sizeof(data));
 	assert_int_equal(sent, CHAR_OUT_CAP);
 	assert_int_equal(fe.tx_ready_calls, 0);
-	int c = connect_to(path);
+	int c = unix_connect(path);
 	size_t recvd = 0;
 	for (int i = 0; i < 2000 && recvd < sizeof(data); i++) {
 		pump(1);
@@ -631,7 +617,7 @@ static void socket_errors(void **state)
 	close(s);
 	snprintf(json, sizeof(json), "{\"path\": \"%s\", \"frontend\": \"fe2\"}", in_dir("stale"));
 	assert_non_null(mkdev("char-socket", "s", json));
-	int c = connect_to(in_dir("stale"));
+	int c = unix_connect(in_dir("stale"));
 	close(c);
 
 	assert_null(fakevm_dev(vm, "char-socket", "s2", "{\"frontend\": \"fe\"}"));

@@ -19,21 +19,9 @@
 #include "fakevm.h"
 #include "snapshot/devices.h"
 #include "snapshot/store.h"
+#include "testutil.h"
 
 static char dir[64];
-
-static void rm_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-
-	if (d) {
-		while ((e = readdir(d)))
-			unlinkat(dirfd(d), e->d_name, 0);
-		closedir(d);
-	}
-	rmdir(path);
-}
 
 static int setup(void **state)
 {
@@ -45,7 +33,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	rm_dir(dir);
+	rm_tree(dir);
 	return 0;
 }
 
@@ -74,7 +62,7 @@ static void round_trip(struct fakevm *a, struct fakevm *b)
 	assert_int_equal(ckpt_load_devices(&b->vm, r), 0);
 	assert_int_equal(hearth_ckpt_reader_check_all_consumed(r), 0);
 	hearth_ckpt_reader_free(r);
-	rm_dir(ck);
+	rm_tree(ck);
 }
 
 /* A hand-made device context for id (class cls) with version 1, filled by fill; loading it
@@ -104,7 +92,7 @@ static void load_refused_with(struct fakevm *base, struct fakevm *vm, const char
 	if (!strstr(hearth_err_msg(), want))
 		fail_msg("'%s' does not mention '%s'", hearth_err_msg(), want);
 	hearth_ckpt_reader_free(r);
-	rm_dir(path);
+	rm_tree(path);
 }
 
 static void load_refused(struct fakevm *vm, const char *id, const char *cls,
@@ -225,7 +213,7 @@ static void uart_load_refusals(void **state)
 	assert_int_equal(hearth_ckpt_reader_open(path, &r), 0);
 	assert_int_equal(ckpt_load_devices(&f->vm, r), 0);
 	hearth_ckpt_reader_free(r);
-	rm_dir(path);
+	rm_tree(path);
 	assert_int_equal(inb(f, COM + 2) & 0xc0, 0xc0); /* FIFOs on, as saved */
 	assert_int_equal(inb(f, COM + 5), 0x61);
 	for (int i = 0; i < 3; i++)
@@ -234,16 +222,6 @@ static void uart_load_refusals(void **state)
 }
 
 /* ---- the UART with a char backend: held output crosses the checkpoint exactly once ---- */
-
-static int connect_to(const char *path)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	strcpy(sa.sun_path, path);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return fd;
-}
 
 static void uart_and_socket_pending_output(void **state)
 {
@@ -271,7 +249,7 @@ static void uart_and_socket_pending_output(void **state)
 	round_trip(a, b);
 	assert_int_equal(inb(b, COM + 5) & 0x20, 0); /* still held */
 
-	int c = connect_to(in_dir("s2"));
+	int c = unix_connect(in_dir("s2"));
 	for (int i = 0; i < 3000 && recvd < N; i++) {
 		loop_run_once(b->vm.loop, 1);
 		struct pollfd p = {.fd = c, .events = POLLIN};

@@ -19,18 +19,11 @@
 #include <cmocka.h>
 
 #include "fakevm.h"
+#include "testutil.h"
 #include "snapshot/devices.h"
 #include "snapshot/store.h"
 
 static char dir[64];
-
-static bool msg_has(const char *needle)
-{
-	if (strstr(hearth_err_msg(), needle))
-		return true;
-	print_error("message '%s' lacks '%s'\n", hearth_err_msg(), needle);
-	return false;
-}
 
 /* Names in dir, sorted into one comma-separated string. */
 static void list_dir(char *out, size_t size)
@@ -66,16 +59,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
 	(void)state;
-
-	if (d) {
-		while ((e = readdir(d)))
-			unlinkat(dirfd(d), e->d_name, 0);
-		closedir(d);
-	}
-	rmdir(dir);
+	rm_tree(dir);
 	return 0;
 }
 
@@ -572,19 +557,9 @@ static void writer_errors(void **state)
 static uint8_t *slurp(const char *name, size_t *len)
 {
 	char path[128];
-	struct stat st;
-	uint8_t *buf;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	buf = malloc((size_t)st.st_size + 1);
-	assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return buf;
+	return read_whole_file(path, len);
 }
 
 static int write_then_fail(int fd, void *opaque)

@@ -15,6 +15,7 @@
 #include "hearth/error.h"
 #include "x86/firmware.h"
 #include "x86/memmap.h"
+#include "testutil.h"
 
 static char dir[] = "/tmp/hearth-fw-XXXXXX";
 
@@ -26,10 +27,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return rm_tree(dir);
 }
 
 /* A ROM whose bytes encode their own offset, so any misplaced window shows. */

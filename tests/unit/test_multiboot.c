@@ -18,6 +18,7 @@
 #include "hearth/le.h"
 #include "x86/memmap.h"
 #include "x86/multiboot.h"
+#include "testutil.h"
 
 #define RAM (64u << 20)
 #define MB_MAGIC 0x1BADB002u
@@ -57,10 +58,8 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-	char cmd[128];
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd);
+	return rm_tree(dir);
 }
 
 /* ---- image builders ---- */

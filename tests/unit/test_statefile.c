@@ -18,6 +18,7 @@
 
 #include "snapshot/crc32c.h"
 #include "snapshot/store.h"
+#include "testutil.h"
 
 static struct ckpt_cpu fake_cpu;
 
@@ -34,42 +35,7 @@ static void set_fake_cpu(void)
 	fake_cpu.feat[CPU_F7_EDX] = 0;
 }
 
-static bool msg_has(const char *needle)
-{
-	if (strstr(hearth_err_msg(), needle))
-		return true;
-	print_error("message '%s' lacks '%s'\n", hearth_err_msg(), needle);
-	return false;
-}
-
 static char tmpdir[64];
-
-static void rm_dir(const char *dir)
-{
-	const char *names[] = {"state", "memory"};
-	char p[256];
-
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-		unlink(p);
-	}
-	rmdir(dir);
-}
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY);
-	uint8_t *buf;
-
-	assert_true(fd >= 0);
-	assert_int_equal(fstat(fd, &st), 0);
-	buf = malloc((size_t)st.st_size + 1);
-	assert_int_equal(read(fd, buf, (size_t)st.st_size), st.st_size);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return buf;
-}
 
 /* A state file with every field type, several contexts and an empty one. */
 static uint8_t *sample(size_t *len)
@@ -115,8 +81,8 @@ static uint8_t *sample(size_t *len)
 	assert_int_equal(hearth_ckpt_writer_finish(w), 0);
 	hearth_ckpt_writer_free(w);
 	snprintf(path, sizeof(path), "%s/state", tmpdir);
-	buf = read_file(path, len);
-	rm_dir(tmpdir);
+	buf = read_whole_file(path, len);
+	rm_tree(tmpdir);
 	return buf;
 }
 
@@ -415,8 +381,8 @@ static void duplicate_names(void **state)
 		assert_int_equal(hearth_ckpt_writer_finish(w), 0);
 		hearth_ckpt_writer_free(w);
 		snprintf(path, sizeof(path), "%s/state", tmpdir);
-		buf = read_file(path, &len);
-		rm_dir(tmpdir);
+		buf = read_whole_file(path, &len);
+		rm_tree(tmpdir);
 	}
 	assert_int_equal(parse_copy(buf, len, &fake_cpu), 0);
 	at = find(buf, len, "ab");
@@ -591,7 +557,7 @@ static void oversized_file_not_read(void **state)
 	assert_int_equal(hearth_ckpt_reader_open(tmpdir, &r), -1);
 	assert_null(r);
 	assert_true(msg_has("state file of 268435457 bytes is over the limit"));
-	rm_dir(tmpdir);
+	rm_tree(tmpdir);
 }
 
 /* Random damage with the CRCs patched: every refusal has a message, nothing crashes. */
