@@ -4,12 +4,10 @@
 # snapshot, shutdown; the socket's life (mode 0600, stale, in use, not a socket, removed).
 #   run-api.sh HEARTH TESTOS
 # Needs /dev/kvm: without it this fails, never skips.
+. "$(dirname "$0")/lib.sh"
 hearth=$(realpath "$1")
 testos=$2
-if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing or not accessible: this test needs KVM" >&2
-	exit 1
-fi
+need_kvm
 dir=$(mktemp -d)
 sock=$dir/api.sock
 pid=

@@ -2,14 +2,12 @@
 # A guest crash ends hearth with status 4 and a report naming the cause and the registers.
 #   run-crash.sh HEARTH TESTOS HOW PATTERN
 #   HOW: the test OS's crash= mode; PATTERN: text the report must contain.
+. "$(dirname "$0")/lib.sh"
 hearth=$1
 testos=$2
 how=$3
 pattern=$4
-if [ ! -c /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing: this test needs KVM" >&2
-	exit 1
-fi
+need_kvm
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 timeout 20 "$hearth" --serial none --kernel "$testos" --cmdline "crash=$how" 2>"$err"

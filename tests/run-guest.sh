@@ -4,6 +4,7 @@
 # COM1 goes to a file; the test passes when hearth exits with EXPECTED_STATUS and, for TAP
 # runs, every planned test printed "ok"; with --expect, COM1 shows TEXT. "{now}" in an argument becomes the host's Unix time.
 # Needs /dev/kvm: without it this fails, never skips.
+. "$(dirname "$0")/lib.sh"
 hearth=$1
 expect=$2
 shift 2
@@ -13,10 +14,7 @@ case "$1" in --expect=*)
 	shift
 	;;
 esac
-if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing or not accessible: guest tests need KVM" >&2
-	exit 1
-fi
+need_kvm
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 args=("${@//\{now\}/$(date +%s)}")
@@ -32,15 +30,6 @@ if [ -n "$expect_text" ] && ! grep -qF -- "$expect_text" "$out"; then
 	exit 1
 fi
 if grep -q '^TAP version' "$out"; then
-	plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$out" | head -1)
-	oks=$(grep -c '^ok ' "$out")
-	if grep -q '^not ok' "$out" || [ -z "$plan" ] || [ "$oks" -ne "$plan" ]; then
-		echo "FAIL: TAP plan ${plan:-missing}, $oks ok" >&2
-		exit 1
-	fi
-	if grep -q '# SKIP' "$out"; then
-		echo "FAIL: a guest test was skipped" >&2
-		exit 1
-	fi
+	tap_all_ok "$out" || exit 1
 fi
 exit 0

@@ -1,12 +1,10 @@
 #!/bin/sh
 # SIGTERM and SIGINT stop every thread and end hearth with 128 + the signal, promptly.
 #   run-signal.sh HEARTH TESTOS
+. "$(dirname "$0")/lib.sh"
 hearth=$1
 testos=$2
-if [ ! -c /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing: this test needs KVM" >&2
-	exit 1
-fi
+need_kvm
 for sig in 15 2; do
 	# a guest that keeps a vCPU busy in exits for minutes
 	"$hearth" --serial none --cpus 2 --kernel "$testos" --device testdev \

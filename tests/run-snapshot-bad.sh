@@ -2,13 +2,11 @@
 # A damaged or mismatched checkpoint is refused before anything runs: `hearth restore` exits 2
 # with one line naming the context and key (or file), and the guest prints nothing.
 #   run-snapshot-bad.sh HEARTH TESTOS TOOL
+. "$(dirname "$0")/lib.sh"
 hearth=$1
 testos=$2
 tool=$3
-if [ ! -c /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing: this test needs KVM" >&2
-	exit 1
-fi
+need_kvm
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT

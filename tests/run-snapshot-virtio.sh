@@ -12,13 +12,11 @@
 # and at least one snapshot had to wait for requests in flight (HEARTH_SNAPSHOT_VERBOSE).
 #   run-snapshot-virtio.sh HEARTH TESTOS TOOL
 # Needs /dev/kvm: without it this fails, never skips.
+. "$(dirname "$0")/lib.sh"
 hearth=$(realpath "$1")
 testos=$2
 tool=$3
-if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing or not accessible: this test needs KVM" >&2
-	exit 1
-fi
+need_kvm
 sectors=256
 bulk=2048 # sectors per bulk read, past the records
 qd=8      # DISK_QD in tests/guest/count.c

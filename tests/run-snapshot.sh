@@ -6,14 +6,12 @@
 # The first snapshot is triggered by SIGUSR2 (HEARTH_SNAPSHOT_ON_SIGUSR2=DIR,pause): the VM
 # stays paused after it, so nothing runs between the snapshot and the kill. The second goes
 # through the control API of the restored VM (`hearth restore --api`, `hearth snapshot --stop`).
+. "$(dirname "$0")/lib.sh"
 hearth=$1
 testos=$2
 tool=$3
 shift 3
-if [ ! -c /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing: this test needs KVM" >&2
-	exit 1
-fi
+need_kvm
 work=$(mktemp -d)
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT

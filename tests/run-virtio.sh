@@ -16,6 +16,7 @@
 #   rng        test=virtio-rng
 # Passes when the VMM exits with status 1 (debug-exit 0), every planned test printed "ok"
 # with no skip, and the case's host-side check holds. Needs /dev/kvm: fails without it.
+. "$(dirname "$0")/lib.sh"
 vmm=$1
 testos=$2
 case=$3
@@ -23,10 +24,7 @@ if [ $# -ne 3 ]; then
 	echo "usage: $0 HEARTH|qemu TESTOS pci|pci-reassign|blk|blk-ro|irq-msix|irq-intx|console|rng" >&2
 	exit 2
 fi
-if [ ! -c /dev/kvm ] || [ ! -r /dev/kvm ] || [ ! -w /dev/kvm ]; then
-	echo "FAIL: /dev/kvm is missing or not accessible: guest tests need KVM" >&2
-	exit 1
-fi
+need_kvm
 qemu=${QEMU:-qemu-system-x86_64}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
@@ -211,12 +209,7 @@ fail() {
 	exit 1
 }
 [ "$status" -eq 1 ] || fail "$vmm exited with $status, expected 1 (debug-exit 0)"
-plan=$(sed -n 's/^1\.\.\([0-9]*\).*/\1/p' "$out" | head -1)
-oks=$(grep -c '^ok ' "$out")
-if grep -q '^not ok' "$out" || [ -z "$plan" ] || [ "$oks" -ne "$plan" ]; then
-	fail "TAP plan ${plan:-missing}, $oks ok"
-fi
-grep -q '# SKIP' "$out" && fail "a guest test was skipped"
+tap_all_ok "$out" || exit 1
 [ "$console_ok" -eq 0 ] || fail "console round trip"
 if [ -n "$post" ]; then
 	if [ "$post" = written ] && grep -q '^# write-zeroes sectors 4096' "$out"; then
