@@ -700,11 +700,8 @@ static bool load_fails;
 
 static void note_lock(struct hearth_dev *dev)
 {
-	/* the framework holds the device lock: trylock from the same thread must fail */
-	if (pthread_mutex_trylock(&dev->lock) == 0) {
-		pthread_mutex_unlock(&dev->lock);
+	if (!dev_locked(dev))
 		lock_held_in_op = false;
-	}
 }
 
 static int t_init(struct hearth_dev *dev, struct hearth_cfg *cfg)

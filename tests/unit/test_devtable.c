@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "fakevm.h"
+#include "testutil.h"
 #include "hearth/chardev.h"
 
 /* What the fake classes saw, in order. */
@@ -37,14 +38,8 @@ static int plain_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 
 static void resettable_reset(struct hearth_dev *dev)
 {
-	/* the framework holds the device lock: trylock from the same thread must fail */
-	int r = pthread_mutex_trylock(&dev->lock);
-	if (r == 0) {
-		pthread_mutex_unlock(&dev->lock);
+	if (!dev_locked(dev))
 		reset_saw_lock_held = false;
-	} else if (r != EBUSY) {
-		reset_saw_lock_held = false;
-	}
 	if (nreset < 16)
 		strcpy(reset_order[nreset++], hearth_dev_id(dev));
 }

@@ -1,6 +1,5 @@
 /* Resource hooks: ownership, conflicts named with both owners, and dispatch of MSRs, CPUID
  * leaves and hypercalls. */
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fakevm.h"
+#include "testutil.h"
 
 static int owner_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 {
@@ -176,20 +176,12 @@ struct msr_dev {
 	bool lock_held;
 };
 
-static bool locked(struct hearth_dev *d)
-{
-	if (pthread_mutex_trylock(&d->lock) == EBUSY)
-		return true;
-	pthread_mutex_unlock(&d->lock);
-	return false;
-}
-
 static int msr_rd(void *opaque, uint32_t msr, uint64_t *value)
 {
 	struct msr_dev *m = opaque;
 
 	m->last_msr = msr;
-	m->lock_held = locked(m->dev);
+	m->lock_held = dev_locked(m->dev);
 	*value = m->value;
 	return m->fail ? -1 : 0;
 }
@@ -199,7 +191,7 @@ static int msr_wr(void *opaque, uint32_t msr, uint64_t value)
 	struct msr_dev *m = opaque;
 
 	m->last_msr = msr;
-	m->lock_held = locked(m->dev);
+	m->lock_held = dev_locked(m->dev);
 	if (m->fail)
 		return -1;
 	m->value = value;
@@ -399,7 +391,7 @@ static uint64_t hc_sum(void *opaque, unsigned vcpu, const uint64_t args[4])
 
 	h->vcpu = vcpu;
 	memcpy(h->args, args, sizeof(h->args));
-	h->lock_held = locked(h->dev);
+	h->lock_held = dev_locked(h->dev);
 	return args[0] + args[1] + args[2] + args[3];
 }
 

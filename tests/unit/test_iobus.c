@@ -1,6 +1,5 @@
 /* The sorted I/O bus: bisection against a brute-force reference, the edges of ranges and
  * of the address space, and dispatch under the owner's lock. */
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -12,6 +11,7 @@
 #include <cmocka.h>
 
 #include "fakevm.h"
+#include "testutil.h"
 
 static struct hearth_dev *new_owner(const char *id)
 {
@@ -48,14 +48,6 @@ struct tagged {
 	bool lock_held;
 };
 
-static bool locked(struct hearth_dev *d)
-{
-	if (pthread_mutex_trylock(&d->lock) == EBUSY)
-		return true;
-	pthread_mutex_unlock(&d->lock);
-	return false;
-}
-
 static uint64_t tag_read(void *opaque, uint64_t offset, unsigned size)
 {
 	struct tagged *t = opaque;
@@ -63,7 +55,7 @@ static uint64_t tag_read(void *opaque, uint64_t offset, unsigned size)
 	t->reads++;
 	t->last_offset = offset;
 	t->last_size = size;
-	t->lock_held = locked(t->owner);
+	t->lock_held = dev_locked(t->owner);
 	return (uint64_t)t->index << 32 | offset;
 }
 
@@ -75,7 +67,7 @@ static void tag_write(void *opaque, uint64_t offset, uint64_t value, unsigned si
 	t->last_offset = offset;
 	t->last_value = value;
 	t->last_size = size;
-	t->lock_held = locked(t->owner);
+	t->lock_held = dev_locked(t->owner);
 }
 
 static const struct hearth_io_ops tag_ops = {.read = tag_read, .write = tag_write};
@@ -304,7 +296,7 @@ static void values_masked_to_size(void **state)
 		assert_int_equal(t.last_size, sizes[s]);
 		assert_true(t.lock_held);
 	}
-	assert_false(locked(o)); /* released after each call */
+	assert_false(dev_locked(o)); /* released after each call */
 	iobus_destroy(&bus);
 	free_owner(o);
 }

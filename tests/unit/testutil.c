@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "dev/machine.h"
 #include "hearth/error.h"
 
 bool msg_has(const char *needle)
@@ -21,6 +23,14 @@ bool msg_has(const char *needle)
 	if (strstr(hearth_err_msg(), needle))
 		return true;
 	print_error("message '%s' lacks '%s'\n", hearth_err_msg(), needle);
+	return false;
+}
+
+bool dev_locked(struct hearth_dev *d)
+{
+	if (pthread_mutex_trylock(&d->lock) == EBUSY)
+		return true;
+	pthread_mutex_unlock(&d->lock);
 	return false;
 }
 

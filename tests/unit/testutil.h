@@ -1,6 +1,6 @@
-/* Helpers several unit tests share: the last error's text, scratch directories, whole files
- * and Unix sockets.  Each fails the calling test (cmocka) where a step that must work does
- * not. */
+/* Helpers several unit tests share: the last error's text, device locks, scratch directories,
+ * whole files and Unix sockets.  Each fails the calling test (cmocka) where a step that must work
+ * does not. */
 #pragma once
 
 #include <stdbool.h>
@@ -10,6 +10,11 @@
 /* Whether hearth_err_msg() contains needle; when not, prints both, so a failed
  * assert_true(msg_has(...)) says what the message was. */
 bool msg_has(const char *needle);
+
+struct hearth_dev;
+
+/* Whether d's lock is held: called in a device callback, whether the framework took it. */
+bool dev_locked(struct hearth_dev *d);
 
 /* Removes dir and everything below it, without following links; 0, or -1 if anything stayed. */
 int rm_tree(const char *dir);
