@@ -47,6 +47,23 @@ int vmconfig_merge_file(struct json_object *tree, const char *path)
 	return 0;
 }
 
+/* Adds tok and the rest of its strtok_r list (*save) to obj as "key=value" string members;
+ * opt and spec name the command-line option in errors. */
+static int add_key_values(struct json_object *obj, char *tok, char **save, const char *opt,
+			  const char *spec)
+{
+	for (; tok; tok = strtok_r(NULL, ",", save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq || eq == tok)
+			return hearth_err("%s '%s': '%s' is not key=value", opt, spec, tok);
+		*eq = 0;
+		if (json_object_object_get_ex(obj, tok, NULL))
+			return hearth_err("%s '%s': key '%s' given twice", opt, spec, tok);
+		json_object_object_add(obj, tok, json_object_new_string(eq + 1));
+	}
+	return 0;
+}
+
 /* "CLASS,k=v,k=v" → {"class": CLASS, "k": "v", ...}; values stay strings, the device's
  * getters parse them. */
 struct json_object *vmconfig_device_from_spec(const char *spec)
@@ -60,19 +77,8 @@ struct json_object *vmconfig_device_from_spec(const char *spec)
 		goto fail;
 	}
 	json_object_object_add(dev, "class", json_object_new_string(tok));
-	while ((tok = strtok_r(NULL, ",", &save))) {
-		char *eq = strchr(tok, '=');
-		if (!eq || eq == tok) {
-			hearth_err("--device '%s': '%s' is not key=value", spec, tok);
-			goto fail;
-		}
-		*eq = 0;
-		if (json_object_object_get_ex(dev, tok, NULL)) {
-			hearth_err("--device '%s': key '%s' given twice", spec, tok);
-			goto fail;
-		}
-		json_object_object_add(dev, tok, json_object_new_string(eq + 1));
-	}
+	if (add_key_values(dev, strtok_r(NULL, ",", &save), &save, "--device", spec) < 0)
+		goto fail;
 	free(copy);
 	return dev;
 fail:
@@ -179,19 +185,8 @@ struct json_object *vmconfig_disk_from_spec(const char *spec)
 	char *copy = strdup(spec), *save = NULL;
 	struct json_object *disk = json_object_new_object();
 
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(tok, '=');
-		if (!eq || eq == tok) {
-			hearth_err("--disk '%s': '%s' is not key=value", spec, tok);
-			goto fail;
-		}
-		*eq = 0;
-		if (json_object_object_get_ex(disk, tok, NULL)) {
-			hearth_err("--disk '%s': key '%s' given twice", spec, tok);
-			goto fail;
-		}
-		json_object_object_add(disk, tok, json_object_new_string(eq + 1));
-	}
+	if (add_key_values(disk, strtok_r(copy, ",", &save), &save, "--disk", spec) < 0)
+		goto fail;
 	free(copy);
 	return disk;
 fail:
