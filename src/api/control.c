@@ -161,35 +161,31 @@ static void get_devices(struct api_ctl *c, struct json_object *body, struct api_
 		fail(r, 500, "cannot list the devices: %s", hearth_err_msg());
 }
 
-static void put_pause(struct api_ctl *c, struct json_object *body, struct api_reply *r)
+/* Idempotent, as PUT should be: pausing a paused VM (or resuming a running one) changes
+ * nothing. */
+static void set_paused(struct api_ctl *c, struct json_object *body, struct api_reply *r, bool pause)
 {
 	if (no_keys(body, r) < 0)
 		return;
 	pthread_mutex_lock(&c->lock);
 	if (check_changeable(c, r) == 0) {
-		/* idempotent, as PUT should be: pausing a paused VM changes nothing */
-		if (!atomic_load(&c->paused)) {
-			c->ops->pause(c->vm);
-			atomic_store(&c->paused, true);
+		if (atomic_load(&c->paused) != pause) {
+			(pause ? c->ops->pause : c->ops->resume)(c->vm);
+			atomic_store(&c->paused, pause);
 		}
 		reply_state(c, r);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
 
+static void put_pause(struct api_ctl *c, struct json_object *body, struct api_reply *r)
+{
+	set_paused(c, body, r, true);
+}
+
 static void put_resume(struct api_ctl *c, struct json_object *body, struct api_reply *r)
 {
-	if (no_keys(body, r) < 0)
-		return;
-	pthread_mutex_lock(&c->lock);
-	if (check_changeable(c, r) == 0) {
-		if (atomic_load(&c->paused)) {
-			c->ops->resume(c->vm);
-			atomic_store(&c->paused, false);
-		}
-		reply_state(c, r);
-	}
-	pthread_mutex_unlock(&c->lock);
+	set_paused(c, body, r, false);
 }
 
 static void put_shutdown(struct api_ctl *c, struct json_object *body, struct api_reply *r)
