@@ -4,8 +4,9 @@
  * asynchronously, and reports each request's result exactly once.
  *
  * Threads and locks: submit and kick are called with the frontend's device lock held, on any
- * thread. complete() is called on the event-loop thread (or from the backend's free), never
- * inside submit, and never with a backend lock held: the frontend takes its own lock there. */
+ * thread. complete() is called on the event-loop thread or the backend's own I/O thread (or
+ * from the backend's free), never inside submit, and never with a backend lock held: the
+ * frontend takes its own lock there, as in kicked() and poll(). */
 #pragma once
 
 #include <stdbool.h>
@@ -53,6 +54,13 @@ struct hearth_blk_backend_ops {
 	/* Start what submit queued since the last kick (one system call per batch). May be
 	 * NULL. The frontend kicks after each batch of submits. */
 	void (*kick)(void *be);
+	/* Optional, for a backend with an I/O thread of its own: wait on the frontend's
+	 * notification eventfds there too (the guest's kicks reach the thread that submits
+	 * without a hop through the event loop) and call the frontend's kicked(i) when fds[i]
+	 * is signalled; the backend consumes the counts. Called inside the frontend's attach.
+	 * 0, or -1 when the backend cannot (the frontend keeps its notifications). The fds are
+	 * no longer watched when detach is called. */
+	int (*watch)(void *be, const int *fds, unsigned n);
 };
 
 struct hearth_blk_frontend_ops {
@@ -66,6 +74,14 @@ struct hearth_blk_frontend_ops {
 	/* The backend delivered a batch of completions: the frontend notifies the guest once
 	 * per batch instead of once per request. Called after every batch of complete(). */
 	void (*complete_done)(void *fe);
+	/* For backends with watch, on their I/O thread, without backend locks. kicked:
+	 * notification i arrived. poll(on): the thread is busy and will call again soon: the
+	 * frontend may ask the guest not to notify, and starts what the guest queued; true when
+	 * it started anything. poll(!on): the thread is about to sleep: the frontend asks for
+	 * notifications again and looks once more (no request may slip between the two); true
+	 * when it started anything, and the thread then polls on. May be NULL. */
+	void (*kicked)(void *fe, unsigned i);
+	bool (*poll)(void *fe, bool on);
 };
 
 /* Shared by blk backends: connect `be` to the blk frontend named by the backend's "frontend"

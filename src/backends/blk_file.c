@@ -1,9 +1,17 @@
-/* blk-file: a raw image (regular file or block device) served through io_uring. Requests are
- * queued as SQEs and started in one io_uring_enter per batch (kick); completions come back on
- * the event-loop thread through the ring's eventfd. The image is locked with an OFD lock
- * (write lock, or read lock when read-only) so two VMs never write one image. With direct=on
- * the page cache is bypassed; guest buffers that O_DIRECT cannot take go through an aligned
- * bounce buffer. */
+/* blk-file: a raw image (regular file or block device) served through io_uring. The image is
+ * locked with an OFD lock (write lock, or read lock when read-only) so two VMs never write one
+ * image. With direct=on the page cache is bypassed; guest buffers that O_DIRECT cannot take go
+ * through an aligned bounce buffer.
+ *
+ * iothread=on (the default): the disk has a thread of its own that owns the ring and sleeps in
+ * io_uring_enter. The frontend's notification eventfds are polled by the ring too, so one
+ * system call submits what is queued and waits for either a completion or a guest kick; under
+ * PVM every sleep and wake-up of a thread costs tens of microseconds, so after each event the
+ * thread keeps looking (at the completion ring and, through the frontend, at the guest's
+ * rings, with the guest's notifications off) for poll-us microseconds before it sleeps again.
+ * iothread=off: requests are started in one io_uring_enter per batch (kick) on whichever
+ * thread submits, and completions come back on the event-loop thread through the ring's
+ * eventfd. */
 #include <errno.h>
 #include <limits.h>
 #include <fcntl.h>
@@ -14,12 +22,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dev/machine.h"
@@ -31,12 +42,26 @@
 #define RING_ENTRIES 256u
 #define CQ_ENTRIES 1024u /* also the cap on SQEs in flight: the CQ never overflows */
 #define REAP_BATCH 64u
+#define POLL_US_DEFAULT 500
+#define POLL_US_MAX 10000
+#define POLL_MIN_NS 2000u /* a window shrunk below this is no window */
+
+/* user_data of the ring's own entries (requests are bf_req pointers, so bit 0 is clear):
+ * (watch index << 1) | 1. Watch 0 is the thread's wake-up eventfd. */
+#define UD_WATCH 1ull
 
 struct bf_req {
 	struct hearth_blk_req *req;
 	void *bounce; /* aligned copy of the data, or NULL */
 	struct iovec biov;
 	struct bf_req *next;
+};
+
+/* An eventfd the I/O thread waits on through a multishot poll in its ring. */
+struct bf_watch {
+	int fd;
+	bool armed; /* its poll is in the ring */
+	bool fired; /* signalled since the thread last looked */
 };
 
 struct blk_file {
@@ -46,6 +71,10 @@ struct blk_file {
 	int fd, efd;
 	int retry_fd; /* timerfd: another io_uring_submit after one left entries behind */
 	bool direct, readonly, watching, ring_ok;
+	bool iothread;	      /* the thread below, not the event loop, serves the ring */
+	uint64_t poll_max_ns; /* poll-us */
+	pthread_t thread;
+	bool thread_running;
 	uint32_t mem_align; /* O_DIRECT buffer alignment */
 	uint64_t size;
 	struct io_uring ring;
@@ -55,11 +84,17 @@ struct blk_file {
 	pthread_mutex_t lock;
 	unsigned inflight;			/* SQEs prepared and not yet reaped */
 	struct bf_req *pending, **pending_tail; /* waiting for room in the CQ */
-	int logged_submit;
+	bool stop;				/* the thread drains and ends */
+	struct bf_watch *watch;			/* [0]: wakes the thread; then the frontend's */
+	unsigned nwatch;
+	int logged_submit, logged_poll;
 
 	const struct hearth_blk_frontend_ops *fe_ops;
 	void *fe;
 };
+
+/* The disk whose I/O thread this is, if any. */
+static _Thread_local struct blk_file *io_thread_of;
 
 /* ---- request preparation ---- */
 
@@ -186,21 +221,56 @@ static int bf_submit(void *be, struct hearth_blk_req *req)
 	pthread_mutex_lock(&bf->lock);
 	*bf->pending_tail = r;
 	bf->pending_tail = &r->next;
-	fill_ring(bf);
+	/* with an I/O thread only that thread touches the ring (IORING_SETUP_SINGLE_ISSUER) */
+	if (!bf->iothread)
+		fill_ring(bf);
 	pthread_mutex_unlock(&bf->lock);
 	return HEARTH_BLK_ASYNC;
+}
+
+static void wake_thread(struct blk_file *bf)
+{
+	uint64_t one = 1;
+
+	if (write(bf->watch[0].fd, &one, sizeof(one)) < 0)
+		hearth_log("blk-file '%s': cannot wake the I/O thread: %s", bf->path,
+			   strerror(errno));
 }
 
 static void bf_kick(void *be)
 {
 	struct blk_file *bf = be;
 
+	if (bf->iothread) {
+		/* on the thread itself the submission rides on its next io_uring_enter */
+		if (io_thread_of != bf)
+			wake_thread(bf);
+		return;
+	}
 	pthread_mutex_lock(&bf->lock);
 	submit_ring(bf);
 	pthread_mutex_unlock(&bf->lock);
 }
 
-static const struct hearth_blk_backend_ops bf_ops = {.submit = bf_submit, .kick = bf_kick};
+static int bf_watch(void *be, const int *fds, unsigned n)
+{
+	struct blk_file *bf = be;
+
+	if (!bf->iothread || bf->nwatch > 1)
+		return -1;
+	struct bf_watch *w = realloc(bf->watch, (1 + n) * sizeof(*w));
+	if (!w)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		w[1 + i] = (struct bf_watch){.fd = fds[i]};
+	/* the thread starts after the attach this is called in: nothing races with us */
+	bf->watch = w;
+	bf->nwatch = 1 + n;
+	return 0;
+}
+
+static const struct hearth_blk_backend_ops bf_ops = {
+	.submit = bf_submit, .kick = bf_kick, .watch = bf_watch};
 
 /* ---- completion ---- */
 
@@ -355,6 +425,282 @@ static void bf_retry(void *opaque, uint32_t events)
 	reap(bf, false); /* submits what is queued, delivers what finished */
 }
 
+/* ---- the I/O thread (iothread=on) ---- */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Lock held. A multishot poll in the ring for every watch that has none. */
+static void arm_watches(struct blk_file *bf)
+{
+	for (unsigned i = 0; i < bf->nwatch; i++) {
+		struct bf_watch *w = &bf->watch[i];
+		if (w->armed)
+			continue;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&bf->ring);
+		if (!sqe)
+			return; /* the SQ is full: next turn */
+		io_uring_prep_poll_multishot(sqe, w->fd, POLLIN);
+		io_uring_sqe_set_data64(sqe, (uint64_t)i << 1 | UD_WATCH);
+		w->armed = true;
+	}
+}
+
+/* Submit what is queued. wait: and sleep until something completes, in the same system call
+ * (entries a failed submit left in the SQ are tried again after a millisecond); otherwise only
+ * let the kernel post the completions it holds for us (DEFER_TASKRUN posts them only when we
+ * enter; the TASKRUN flag says when there are any). */
+static void enter_ring(struct blk_file *bf, bool wait, bool *stuck)
+{
+	struct io_uring_cqe *cqe;
+	int r;
+
+	if (wait) {
+		struct __kernel_timespec ms = {.tv_nsec = 1000000};
+		r = io_uring_submit_and_wait_timeout(&bf->ring, &cqe, 1, *stuck ? &ms : NULL, NULL);
+	} else if (io_uring_sq_ready(&bf->ring) || (IO_URING_READ_ONCE(*bf->ring.sq.kflags) &
+						    (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW))) {
+		r = io_uring_submit_and_get_events(&bf->ring);
+	} else {
+		return;
+	}
+	*stuck = io_uring_sq_ready(&bf->ring) > 0;
+	if (*stuck)
+		hearth_log_once(bf->logged_submit, "blk-file '%s': io_uring submit: %s; retrying",
+				bf->path, r < 0 ? strerror(-r) : "partial");
+}
+
+static void watch_event(struct blk_file *bf, unsigned i, const struct io_uring_cqe *cqe)
+{
+	if (i >= bf->nwatch)
+		return;
+	struct bf_watch *w = &bf->watch[i];
+	if (cqe->res > 0)
+		w->fired = true;
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return;
+	/* the poll ended (the CQ overflowed, or it failed): put another in, unless it failed
+	 * for good, which would only spin */
+	if (cqe->res >= 0 || cqe->res == -ECANCELED || cqe->res == -ENOMEM)
+		w->armed = false;
+	else
+		hearth_log_once(bf->logged_poll,
+				"blk-file '%s': cannot wait for notifications: %s; the guest's "
+				"requests are only seen when others complete",
+				bf->path, strerror(-cqe->res));
+}
+
+/* Deliver every completion in the ring (one complete_done for them all), then the kicks.
+ * Returns whether there was anything. */
+static bool harvest(struct blk_file *bf)
+{
+	bool any = false, completed = false;
+
+	for (;;) {
+		struct bf_req *got[REAP_BATCH];
+		int res[REAP_BATCH];
+		unsigned n = 0, seen = 0, head;
+		struct io_uring_cqe *cqe;
+
+		io_uring_for_each_cqe(&bf->ring, head, cqe)
+		{
+			uint64_t ud = io_uring_cqe_get_data64(cqe);
+			seen++;
+			if (ud & UD_WATCH) {
+				watch_event(bf, (unsigned)(ud >> 1), cqe);
+				continue;
+			}
+			got[n] = (struct bf_req *)(uintptr_t)ud;
+			res[n++] = cqe->res;
+			if (n == REAP_BATCH)
+				break;
+		}
+		io_uring_cq_advance(&bf->ring, seen);
+		if (!seen)
+			break;
+		any = true;
+		if (!n)
+			continue;
+		pthread_mutex_lock(&bf->lock);
+		bf->inflight -= n;
+		pthread_mutex_unlock(&bf->lock);
+		for (unsigned i = 0; i < n; i++) {
+			struct hearth_blk_req *req = got[i]->req;
+			bf->fe_ops->complete(bf->fe, req, finish_req(bf, got[i], res[i]));
+		}
+		completed = true;
+	}
+	if (completed)
+		bf->fe_ops->complete_done(bf->fe);
+	for (unsigned i = 0; i < bf->nwatch; i++) {
+		struct bf_watch *w = &bf->watch[i];
+		uint64_t v;
+		if (!w->fired)
+			continue;
+		w->fired = false;
+		/* the poll is edge-triggered: the count need not go, but a loop that takes the
+		 * eventfd back later would see it as a kick */
+		if (read(w->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			hearth_log("blk-file '%s': eventfd: %s", bf->path, strerror(errno));
+		if (i > 0 && bf->fe_ops->kicked)
+			bf->fe_ops->kicked(bf->fe, i - 1);
+	}
+	return any;
+}
+
+/* Polling, one turn: returns whether the thread goes on polling. Between events the frontend
+ * keeps the guest's notifications off and looks at its rings; the thread looks at the
+ * completion ring. After `window` without anything it asks for notifications again (the
+ * frontend looks once more after that, so nothing slips between) and sleeps. */
+static bool poll_turn(struct blk_file *bf, bool busy, uint64_t window, uint64_t *deadline,
+		      uint64_t *last_event)
+{
+	if (bf->fe_ops->poll(bf->fe, true))
+		busy = true;
+	uint64_t now = now_ns();
+	if (busy) {
+		*deadline = now + window;
+		*last_event = now;
+		return true;
+	}
+	if (now < *deadline) {
+		__builtin_ia32_pause();
+		return true;
+	}
+	if (bf->fe_ops->poll(bf->fe, false)) {
+		*deadline = now + window;
+		return true;
+	}
+	return false;
+}
+
+/* The polling window follows the gaps between events: an event that came within poll-us of
+ * the one before, after the thread had gone to sleep, would have been caught by a window a
+ * little longer than that gap, so the window grows to it; a gap longer than poll-us (the guest
+ * is idle, or its vCPU could not run: on a busy host spinning takes the CPU it needs) halves
+ * the window. */
+static uint64_t adapt_window(const struct blk_file *bf, uint64_t window, uint64_t gap)
+{
+	if (gap > bf->poll_max_ns)
+		return window / 2 < POLL_MIN_NS ? 0 : window / 2;
+	if (gap <= window)
+		return window;
+	uint64_t w = gap + gap / 4;
+	return w > bf->poll_max_ns ? bf->poll_max_ns : w;
+}
+
+static void *bf_thread(void *opaque)
+{
+	struct blk_file *bf = opaque;
+	bool polling = false, stuck = false;
+	bool can_poll = bf->poll_max_ns && bf->fe_ops->poll && bf->nwatch > 1;
+	uint64_t window = 0, deadline = 0, last_event = 0;
+
+	io_thread_of = bf;
+	for (;;) {
+		pthread_mutex_lock(&bf->lock);
+		arm_watches(bf);
+		fill_ring(bf);
+		bool stop = bf->stop, idle = !bf->inflight && !bf->pending;
+		pthread_mutex_unlock(&bf->lock);
+		if (stop && polling) {
+			/* the guest must notify again before the event loop takes its kicks back */
+			bf->fe_ops->poll(bf->fe, false);
+			polling = false;
+			continue;
+		}
+		if (stop && idle)
+			break;
+		enter_ring(bf, !polling, &stuck);
+		bool busy = harvest(bf);
+		if (!can_poll || stop)
+			continue;
+		if (!polling && busy) {
+			uint64_t now = now_ns();
+			window = adapt_window(bf, window, now - last_event);
+			last_event = now;
+			if (!window)
+				continue;
+		}
+		if (polling || busy)
+			polling = poll_turn(bf, busy, window, &deadline, &last_event);
+	}
+	io_thread_of = NULL;
+	return NULL;
+}
+
+/* The ring was created disabled: with IORING_SETUP_SINGLE_ISSUER the thread that enables it
+ * is the only one that may enter it. */
+struct bf_start {
+	struct blk_file *bf;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int result; /* 1 until the thread has tried */
+};
+
+static void *bf_thread_start(void *opaque)
+{
+	struct bf_start *st = opaque;
+	struct blk_file *bf = st->bf;
+	/* (liburing 2.3 declares io_uring_enable_rings but does not export it) */
+	int r = bf->ring.flags & IORING_SETUP_R_DISABLED
+			? io_uring_register((unsigned)bf->ring.ring_fd,
+					    IORING_REGISTER_ENABLE_RINGS, NULL, 0)
+			: 0;
+
+	pthread_mutex_lock(&st->lock);
+	st->result = r;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->lock);
+	return r < 0 ? NULL : bf_thread(bf);
+}
+
+static int start_thread(struct blk_file *bf)
+{
+	struct bf_start st = {.bf = bf, .result = 1};
+	sigset_t all, old;
+
+	pthread_mutex_init(&st.lock, NULL);
+	pthread_cond_init(&st.cond, NULL);
+	/* the process's signals are for the thread that waits for them, never this one */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int err = pthread_create(&bf->thread, NULL, bf_thread_start, &st);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err) {
+		pthread_mutex_lock(&st.lock);
+		while (st.result == 1)
+			pthread_cond_wait(&st.cond, &st.lock);
+		pthread_mutex_unlock(&st.lock);
+		if (st.result < 0)
+			pthread_join(bf->thread, NULL);
+		else
+			bf->thread_running = true;
+	}
+	pthread_cond_destroy(&st.cond);
+	pthread_mutex_destroy(&st.lock);
+	if (err)
+		return hearth_err("disk '%s': I/O thread: %s", bf->path, strerror(err));
+	if (st.result < 0)
+		return hearth_err("disk '%s': io_uring: %s", bf->path, strerror(-st.result));
+	return 0;
+}
+
+static void stop_thread(struct blk_file *bf)
+{
+	pthread_mutex_lock(&bf->lock);
+	bf->stop = true;
+	pthread_mutex_unlock(&bf->lock);
+	wake_thread(bf);
+	pthread_join(bf->thread, NULL);
+	bf->thread_running = false;
+}
+
 /* ---- open, lock, close ---- */
 
 static void bf_free(struct hearth_dev *dev)
@@ -367,7 +713,10 @@ static void bf_free(struct hearth_dev *dev)
 		hearth_loop_del(bf->vm, bf->efd);
 		hearth_loop_del(bf->vm, bf->retry_fd);
 	}
-	if (bf->ring_ok && bf->fe_ops) {
+	/* the thread submits what is pending and waits for everything in flight */
+	if (bf->thread_running)
+		stop_thread(bf);
+	if (bf->ring_ok && bf->fe_ops && !bf->iothread) {
 		/* everything the frontend handed us completes before it hears we are gone */
 		pthread_mutex_lock(&bf->lock);
 		struct bf_req *p = bf->pending;
@@ -393,6 +742,9 @@ static void bf_free(struct hearth_dev *dev)
 		close(bf->efd);
 	if (bf->retry_fd >= 0)
 		close(bf->retry_fd);
+	if (bf->watch && bf->watch[0].fd >= 0)
+		close(bf->watch[0].fd); /* the others are the frontend's */
+	free(bf->watch);
 	if (bf->fd >= 0)
 		close(bf->fd); /* drops the OFD lock */
 	pthread_mutex_destroy(&bf->lock);
@@ -451,15 +803,35 @@ static int lock_image(struct blk_file *bf)
 	return hearth_err("disk '%s': cannot lock: %s", bf->path, strerror(errno));
 }
 
+static int attach_and_start(struct blk_file *bf, struct hearth_dev *dev, struct hearth_cfg *cfg,
+			    uint32_t block)
+{
+	struct hearth_blk_info info = {
+		.size = bf->size,
+		.block_size = block,
+		.readonly = bf->readonly,
+		.discard = true,
+		.write_zeroes = true,
+		.name = bf->path,
+	};
+	if (hearth_blk_backend_attach(dev, cfg, &info, &bf_ops, bf, &bf->fe_ops, &bf->fe) < 0)
+		return -1;
+	/* after the attach: the thread may call the frontend at once */
+	return bf->iothread ? start_thread(bf) : 0;
+}
+
 static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 {
 	const char *path;
-	bool ro, direct;
+	bool ro, direct, iothread;
+	uint64_t poll_us;
 	struct stat st;
 
 	if (hearth_cfg_str(cfg, "path", NULL, &path) < 0 ||
 	    hearth_cfg_bool(cfg, "readonly", false, &ro) < 0 ||
-	    hearth_cfg_bool(cfg, "direct", false, &direct) < 0)
+	    hearth_cfg_bool(cfg, "direct", false, &direct) < 0 ||
+	    hearth_cfg_bool(cfg, "iothread", true, &iothread) < 0 ||
+	    hearth_cfg_u64(cfg, "poll-us", POLL_US_DEFAULT, 0, POLL_US_MAX, &poll_us) < 0)
 		return -1;
 	if (!path || !path[0])
 		return hearth_err("key 'path' is missing: name the image file");
@@ -474,6 +846,9 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	bf->pending_tail = &bf->pending;
 	bf->readonly = ro;
 	bf->direct = direct;
+	/* `hearth devices` builds machines without a loop: no guest runs, no thread either */
+	bf->iothread = iothread && bf->vm->loop;
+	bf->poll_max_ns = poll_us * 1000;
 	bf->path = strdup(path);
 	if (!bf->path)
 		return hearth_err("out of memory");
@@ -498,11 +873,34 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 		return hearth_err("disk '%s': size %llu is not a positive multiple of %u bytes",
 				  path, (unsigned long long)bf->size, block);
 
-	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE, .cq_entries = CQ_ENTRIES};
+	/* one thread enters the ring: completions wait for it (no inter-processor interrupt
+	 * while it runs) and are posted when it asks for them */
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_CQSIZE |
+			 (bf->iothread ? IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+						 IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED
+				       : 0),
+		.cq_entries = CQ_ENTRIES};
 	int err = io_uring_queue_init_params(RING_ENTRIES, &bf->ring, &p);
+	if (err == -EINVAL && bf->iothread) {
+		/* a kernel before 6.1 */
+		p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE,
+					     .cq_entries = CQ_ENTRIES};
+		err = io_uring_queue_init_params(RING_ENTRIES, &bf->ring, &p);
+	}
 	if (err < 0)
 		return hearth_err("disk '%s': io_uring: %s", path, strerror(-err));
 	bf->ring_ok = true;
+	if (bf->iothread) {
+		bf->watch = calloc(1, sizeof(*bf->watch));
+		if (!bf->watch)
+			return hearth_err("out of memory");
+		bf->nwatch = 1;
+		bf->watch[0].fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (bf->watch[0].fd < 0)
+			return hearth_err("disk '%s': eventfd: %s", path, strerror(errno));
+		return attach_and_start(bf, dev, cfg, block);
+	}
 	bf->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (bf->efd < 0)
 		return hearth_err("disk '%s': eventfd: %s", path, strerror(errno));
@@ -523,15 +921,7 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 		bf->watching = true;
 	}
 
-	struct hearth_blk_info info = {
-		.size = bf->size,
-		.block_size = block,
-		.readonly = ro,
-		.discard = true,
-		.write_zeroes = true,
-		.name = bf->path,
-	};
-	return hearth_blk_backend_attach(dev, cfg, &info, &bf_ops, bf, &bf->fe_ops, &bf->fe);
+	return attach_and_start(bf, dev, cfg, block);
 }
 
 /* ---- checkpoints ----
@@ -603,6 +993,6 @@ static void bf_describe(struct hearth_dev *dev, char *buf, size_t len)
 
 HEARTH_DEVICE_CLASS(blk_file_class, .name = "blk-file",
 		    .summary = "block backend: a raw image through io_uring (path=, frontend=, "
-			       "readonly=, direct=)",
+			       "readonly=, direct=, iothread=, poll-us=)",
 		    .init = bf_init, .free = bf_free, .save = bf_save, .load = bf_load,
 		    .describe = bf_describe);

@@ -56,8 +56,11 @@ struct virtio_blk {
 	struct virtq *vqs;
 	struct vblk_queue *qs;
 	uint32_t gen;
-	bool writeback; /* FLUSH negotiated: otherwise every write is write-through */
-	bool broken;	/* a queue saw impossible input: every queue stops until reset */
+	bool writeback;	 /* FLUSH negotiated: otherwise every write is write-through */
+	bool broken;	 /* a queue saw impossible input: every queue stops until reset */
+	bool watched;	 /* the backend's thread waits on the queues' notifications */
+	bool polling;	 /* ... and looks at the rings unasked: the guest need not notify */
+	uint64_t popped; /* chains taken so far: tells poll whether it found any */
 	int logged_broken, logged_nobackend;
 	char serial[VIRTIO_BLK_ID_BYTES];
 
@@ -337,6 +340,12 @@ static void run_queue(struct virtio_blk *blk, unsigned q)
 		bq->stalled = blk->vd.frozen;
 		return;
 	}
+	/* while the backend's thread polls, a kick would only cost the guest an exit; when it
+	 * stopped (or a checkpoint was taken while it polled) the guest must kick again */
+	if (blk->polling)
+		virtq_disable_notify(vq);
+	else if (vq->notify_off)
+		virtq_enable_notify(vq);
 	/* a broken device pops nothing more until the driver resets it */
 	while (!blk->broken) {
 		struct vblk_req *req = bq->free;
@@ -357,6 +366,7 @@ static void run_queue(struct virtio_blk *blk, unsigned q)
 			break;
 		}
 		bq->free = req->next_free;
+		blk->popped++;
 		req->q = (uint16_t)q;
 		req->head = c.head;
 		req->gen = blk->gen;
@@ -446,6 +456,35 @@ static const struct virtio_device_ops vblk_ops = {
 
 /* ---- blk frontend ops (backend side) ---- */
 
+/* Without the device lock (the transport may wait for a kick running on the event loop). */
+static void give_back_notify(struct virtio_blk *blk, unsigned n)
+{
+	for (unsigned q = 0; q < n; q++)
+		blk->vd.tops->give_notify(&blk->vd, q);
+}
+
+/* A backend with an I/O thread waits on the queues' notifications itself. */
+static void watch_notify(struct virtio_blk *blk, const struct hearth_blk_backend_ops *ops, void *be)
+{
+	const struct virtio_transport_ops *tops = blk->vd.tops;
+	int fds[VIRTIO_BLK_QUEUES_MAX];
+	unsigned n = blk->vd.num_queues;
+
+	if (!ops->watch || !tops || !tops->take_notify || !tops->give_notify || !tops->notified)
+		return;
+	for (unsigned q = 0; q < n; q++) {
+		fds[q] = tops->take_notify(&blk->vd, q);
+		if (fds[q] < 0) {
+			give_back_notify(blk, q);
+			return;
+		}
+	}
+	if (ops->watch(be, fds, n) < 0)
+		give_back_notify(blk, n);
+	else
+		blk->watched = true;
+}
+
 static int fe_attach(void *fe, const struct hearth_blk_info *info,
 		     const struct hearth_blk_backend_ops *ops, void *be)
 {
@@ -463,6 +502,7 @@ static int fe_attach(void *fe, const struct hearth_blk_info *info,
 	blk->be = be;
 	blk->vd.offered = offered_features(blk);
 	hearth_dev_unlock(blk->dev);
+	watch_notify(blk, ops, be);
 	return 0;
 }
 
@@ -470,7 +510,13 @@ static void fe_detach(void *fe)
 {
 	struct virtio_blk *blk = fe;
 
+	/* the backend's thread is gone: the event loop takes the notifications back */
+	if (blk->watched) {
+		give_back_notify(blk, blk->vd.num_queues);
+		blk->watched = false;
+	}
 	hearth_dev_lock(blk->dev);
+	blk->polling = false;
 	blk->be_ops = NULL;
 	blk->be = NULL;
 	blk->info = (struct hearth_blk_info){0};
@@ -508,11 +554,43 @@ static void fe_complete_done(void *fe)
 	hearth_dev_unlock(blk->dev);
 }
 
+static void fe_kicked(void *fe, unsigned i)
+{
+	struct virtio_blk *blk = fe;
+
+	hearth_dev_lock(blk->dev);
+	if (i < blk->vd.num_queues && blk->vd.tops && blk->vd.tops->notified)
+		blk->vd.tops->notified(&blk->vd, i);
+	hearth_dev_unlock(blk->dev);
+}
+
+static bool fe_poll(void *fe, bool on)
+{
+	struct virtio_blk *blk = fe;
+
+	hearth_dev_lock(blk->dev);
+	uint64_t before = blk->popped;
+	blk->polling = on;
+	for (unsigned q = 0; blk->vd.tops && blk->vd.tops->notified && q < blk->vd.num_queues;
+	     q++) {
+		/* stopping: notifications back on, and a last look for what came before that */
+		if (!on && (!blk->vqs[q].notify_off || !virtq_enable_notify(&blk->vqs[q])))
+			continue;
+		/* through the transport: it knows whether the queue is live, or frozen */
+		blk->vd.tops->notified(&blk->vd, q);
+	}
+	bool found = blk->popped != before;
+	hearth_dev_unlock(blk->dev);
+	return found;
+}
+
 static const struct hearth_blk_frontend_ops fe_ops = {
 	.attach = fe_attach,
 	.detach = fe_detach,
 	.complete = fe_complete,
 	.complete_done = fe_complete_done,
+	.kicked = fe_kicked,
+	.poll = fe_poll,
 };
 
 /* ---- construction ---- */

@@ -91,6 +91,19 @@ struct virtio_transport_ops {
 	/* The reset the transport kept pending (vd->resetting) may finish: the device's last
 	 * request in flight completed. May be NULL in transports that never defer a reset. */
 	void (*reset_done)(struct virtio_device *vd);
+	/* Queue q's notifications move to a thread of the device's own (a disk backend's I/O
+	 * thread): the transport stops watching q's eventfd on the event loop and returns it
+	 * (-1: none, notifications keep coming through ops->notify). The device then waits on
+	 * it itself and calls notified() for each wake-up; give_notify hands it back to the
+	 * event loop. Both without the device lock (the loop may be running a kick that waits
+	 * for it). May be NULL: the transport keeps its notifications. */
+	int (*take_notify)(struct virtio_device *vd, unsigned q);
+	void (*give_notify)(struct virtio_device *vd, unsigned q);
+	/* Lock held: what the transport does with a notification of q (the device's own thread
+	 * saw its eventfd, or the device looks at q unasked while it polls): held while frozen,
+	 * ignored unless the device is live (DRIVER_OK, no reset pending, q enabled and not
+	 * broken), else ops->notify. */
+	void (*notified)(struct virtio_device *vd, unsigned q);
 };
 
 struct virtio_device {

@@ -188,12 +188,18 @@ static void tr_needs_reset(struct virtio_device *vd)
 }
 
 static void tr_reset_done(struct virtio_device *vd);
+static int tr_take_notify(struct virtio_device *vd, unsigned q);
+static void tr_give_notify(struct virtio_device *vd, unsigned q);
+static void tr_notified(struct virtio_device *vd, unsigned q);
 
 static const struct virtio_transport_ops tops = {
 	.interrupt = tr_interrupt,
 	.config_changed = tr_config_changed,
 	.needs_reset = tr_needs_reset,
 	.reset_done = tr_reset_done,
+	.take_notify = tr_take_notify,
+	.give_notify = tr_give_notify,
+	.notified = tr_notified,
 };
 
 static void broken(struct vpci *t, const char *why, unsigned q)
@@ -562,6 +568,15 @@ static void deliver(struct vpci *t, unsigned q)
 		vd->ops->notify(vd, q);
 }
 
+/* Lock held. */
+static void notified(struct vpci *t, unsigned q)
+{
+	if (t->vd->frozen)
+		t->q[q].held = true;
+	else
+		deliver(t, q);
+}
+
 static void on_kick(void *opaque, uint32_t events)
 {
 	struct vq_slot *s = opaque;
@@ -572,11 +587,39 @@ static void on_kick(void *opaque, uint32_t events)
 	if (read(s->efd, &n, sizeof(n)) != sizeof(n))
 		return;
 	hearth_dev_lock(t->dev);
-	if (t->vd->frozen)
-		s->held = true;
-	else
-		deliver(t, s->idx);
+	notified(t, s->idx);
 	hearth_dev_unlock(t->dev);
+}
+
+static void tr_notified(struct virtio_device *vd, unsigned q)
+{
+	struct vpci *t = vd->transport;
+
+	if (t && q < vd->num_queues)
+		notified(t, q);
+}
+
+static int tr_take_notify(struct virtio_device *vd, unsigned q)
+{
+	struct vpci *t = vd->transport;
+
+	if (!t || q >= vd->num_queues)
+		return -1;
+	if (t->q[q].watched) {
+		hearth_loop_del(t->dev->vm, t->q[q].efd);
+		t->q[q].watched = false;
+	}
+	return t->q[q].efd;
+}
+
+static void tr_give_notify(struct virtio_device *vd, unsigned q)
+{
+	struct vpci *t = vd->transport;
+
+	/* a kick the device's thread left unread is still counted: the loop sees it at once */
+	if (t && q < vd->num_queues && !t->q[q].watched && vd->dev->vm->loop &&
+	    hearth_loop_add(t->dev->vm, t->q[q].efd, EPOLLIN, on_kick, &t->q[q]) == 0)
+		t->q[q].watched = true;
 }
 
 /* ---- attach / detach ---- */

@@ -278,9 +278,13 @@ void virtq_disable_notify(struct virtq *vq)
 	if (vq->broken || !vq->enabled || vq->notify_off)
 		return;
 	vq->notify_off = true;
-	/* with EVENT_IDX, leaving avail_event behind is enough: the driver kicks only when
-	 * it crosses it */
-	if (!vq->event_idx)
+	/* With EVENT_IDX the driver kicks when its index crosses avail_event. Where the ring
+	 * last ran empty it equals the driver's index, so the very next entry would still kick;
+	 * one behind everything we popped is crossed by no entry the driver can add (it is
+	 * never more than the queue size ahead of us). */
+	if (vq->event_idx)
+		store16(avail_event(vq), (uint16_t)(vq->last_avail - 1), __ATOMIC_RELAXED);
+	else
 		store16(used_field(vq, USED_FLAGS), VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
 

@@ -1,7 +1,10 @@
 /* blk-ram and blk-file against a recording blk frontend: configuration errors, every request
  * type with the bytes checked on the disk (the image file read back with pread), read-only
- * refusals, the image lock, O_DIRECT with unaligned buffers, many requests in flight and
- * teardown with requests outstanding. */
+ * refusals, the image lock, O_DIRECT with unaligned buffers, many requests in flight and teardown
+ * with requests outstanding. blk-file's request tests run twice: with its I/O thread (completions
+ * arrive on that thread) and with iothread off (completions on the event loop, which the test
+ * runs). The I/O thread also waits on the frontend's notification eventfds and polls the frontend.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,16 +27,34 @@
 
 #define MAXREQ 2048
 
+/* What the frontend's attach hands the backend's watch (when nwatch is set). */
+static int watch_fds[4];
+static unsigned nwatch;
+
+/* Counters the backend's I/O thread writes and the test reads: atomic. */
+static unsigned get(const unsigned *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void inc(unsigned *p)
+{
+	__atomic_add_fetch(p, 1, __ATOMIC_RELEASE);
+}
+
 struct fe {
 	struct hearth_blk_info info;
 	const struct hearth_blk_backend_ops *ops;
 	void *be;
 	bool attached, detached;
+	int watch_result;
 	int results[MAXREQ];
 	bool completed[MAXREQ];
 	unsigned ncomplete, batches;
 	struct hearth_blk_req reqs[MAXREQ];
 	struct iovec iov[MAXREQ];
+	/* kicked(i) and poll(on) calls; poll(false) answers true while false_yes > 0 */
+	unsigned kicked[4], kicked_bad, poll_on, poll_off, false_yes;
 };
 
 static int fe_attach(void *opaque, const struct hearth_blk_info *info,
@@ -44,6 +66,7 @@ static int fe_attach(void *opaque, const struct hearth_blk_info *info,
 	fe->ops = ops;
 	fe->be = be;
 	fe->attached = true;
+	fe->watch_result = nwatch ? (ops->watch ? ops->watch(be, watch_fds, nwatch) : -2) : 0;
 	return 0;
 }
 
@@ -63,16 +86,38 @@ static void fe_complete(void *opaque, struct hearth_blk_req *req, int result)
 	struct fe *fe = opaque;
 	unsigned i = (unsigned)(req - fe->reqs);
 
-	assert_true(i < MAXREQ);
-	assert_false(fe->completed[i]);
+	/* may run on the backend's I/O thread: a failed assertion there would longjmp across
+	 * threads, so a bad report is recorded as a result the test thread checks */
+	if (i >= MAXREQ || fe->completed[i]) {
+		inc(&fe->kicked_bad);
+		return;
+	}
 	fe->completed[i] = true;
 	fe->results[i] = result;
-	fe->ncomplete++;
+	inc(&fe->ncomplete);
 }
 
 static void fe_done(void *opaque)
 {
-	((struct fe *)opaque)->batches++;
+	inc(&((struct fe *)opaque)->batches);
+}
+
+static void fe_kicked(void *opaque, unsigned i)
+{
+	struct fe *fe = opaque;
+
+	inc(i < 4 ? &fe->kicked[i] : &fe->kicked_bad);
+}
+
+static bool fe_poll(void *opaque, bool on)
+{
+	struct fe *fe = opaque;
+
+	inc(on ? &fe->poll_on : &fe->poll_off);
+	if (on || !get(&fe->false_yes))
+		return false;
+	__atomic_sub_fetch(&fe->false_yes, 1, __ATOMIC_RELEASE);
+	return true;
 }
 
 static const struct hearth_blk_frontend_ops fe_ops = {
@@ -80,6 +125,8 @@ static const struct hearth_blk_frontend_ops fe_ops = {
 	.detach = fe_detach,
 	.complete = fe_complete,
 	.complete_done = fe_done,
+	.kicked = fe_kicked,
+	.poll = fe_poll,
 };
 
 static int fe_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
@@ -127,12 +174,29 @@ static void make_image(struct t *t, uint64_t size)
 	assert_int_equal(ftruncate(t->fd, (off_t)size), 0);
 }
 
+/* The request tests run in both modes: this is added to every blk-file configuration. */
+static const char *file_mode = "";
+
+static int loop_mode(void **state)
+{
+	(void)state;
+	file_mode = ", \"iothread\": false";
+	return 0;
+}
+
+static int thread_mode(void **state)
+{
+	(void)state;
+	file_mode = "";
+	return 0;
+}
+
 static struct hearth_dev *file_backend(struct t *t, const char *id, const char *extra)
 {
-	char json[256];
+	char json[320];
 
-	snprintf(json, sizeof(json), "{\"frontend\": \"fe\", \"path\": \"%s\"%s}", t->path,
-		 extra ? extra : "");
+	snprintf(json, sizeof(json), "{\"frontend\": \"fe\", \"path\": \"%s\"%s%s}", t->path,
+		 extra ? extra : "", file_mode);
 	return fakevm_dev(t->f, "blk-file", id, json);
 }
 
@@ -166,7 +230,7 @@ static void submit(struct t *t, unsigned i, enum hearth_blk_op op, uint64_t off,
 	if (res != HEARTH_BLK_ASYNC) {
 		fe->completed[i] = true;
 		fe->results[i] = res == HEARTH_BLK_DONE ? 0 : res;
-		fe->ncomplete++;
+		inc(&fe->ncomplete);
 	}
 }
 
@@ -176,18 +240,20 @@ static void kick(struct t *t)
 		t->fe->ops->kick(t->fe->be);
 }
 
+/* Completions come on the event loop (run here) or on the backend's thread. */
 static void wait_for(struct t *t, unsigned n)
 {
-	for (int i = 0; i < 500 && t->fe->ncomplete < n; i++)
-		loop_run_once(t->f->vm.loop, 20);
-	assert_int_equal(t->fe->ncomplete, n);
+	for (int i = 0; i < 2000 && get(&t->fe->ncomplete) < n; i++)
+		loop_run_once(t->f->vm.loop, 5);
+	assert_int_equal(get(&t->fe->ncomplete), n);
+	assert_int_equal(get(&t->fe->kicked_bad), 0);
 }
 
 /* Submit one, run it to completion, return its result. */
 static int run1(struct t *t, enum hearth_blk_op op, uint64_t off, void *buf, uint64_t len,
 		uint32_t flags)
 {
-	unsigned n = t->fe->ncomplete;
+	unsigned n = get(&t->fe->ncomplete);
 
 	submit(t, 0, op, off, buf, len, flags);
 	kick(t);
@@ -535,7 +601,7 @@ static void file_direct_aligned_and_unaligned(void **state)
 	fill(mem + 3001, bs * 2 - 512, 3);
 	fe->reqs[1] = (struct hearth_blk_req){
 		.op = HEARTH_BLK_WRITE, .offset = bs * 4, .len = bs * 2, .iov = iov, .niov = 3};
-	unsigned n = fe->ncomplete;
+	unsigned n = get(&fe->ncomplete);
 	assert_int_equal(fe->ops->submit(fe->be, &fe->reqs[1]), HEARTH_BLK_ASYNC);
 	kick(t);
 	wait_for(t, n + 1);
@@ -569,7 +635,7 @@ static void file_many_in_flight(void **state)
 	wait_for(t, n);
 	for (unsigned i = 0; i < n; i++)
 		assert_int_equal(t->fe->results[i], 0);
-	assert_true(t->fe->batches >= 1);
+	assert_true(get(&t->fe->batches) >= 1);
 	assert_int_equal(pread(t->fd, back, n * 512, 0), (ssize_t)(n * 512));
 	assert_memory_equal(buf, back, n * 512);
 	memset(t->fe->reqs, 0, sizeof(t->fe->reqs));
@@ -594,9 +660,119 @@ static void file_teardown_completes_outstanding(void **state)
 	 * frontend's detach fails the test otherwise) */
 	assert_int_equal(hearth_dev_remove(d), 0);
 	assert_true(t->fe->detached);
-	assert_int_equal(t->fe->ncomplete, 64);
+	assert_int_equal(get(&t->fe->ncomplete), 64);
 	memset(t->fe->reqs, 0, sizeof(t->fe->reqs));
 	done(t);
+}
+
+static void file_thread_config_errors(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+
+	make_image(t, 65536);
+	expect_err(file_backend(t, "d", ", \"poll-us\": 10001"), "poll-us");
+	expect_err(file_backend(t, "d", ", \"iothread\": 3"), "iothread");
+	assert_false(t->fe->attached);
+	done(t);
+}
+
+/* Spin until *p reaches at least v (the I/O thread runs meanwhile) or two seconds pass. */
+static unsigned wait_count(const unsigned *p, unsigned v)
+{
+	for (int i = 0; i < 2000 && get(p) < v; i++)
+		usleep(1000);
+	return get(p);
+}
+
+static void signal_fd(int fd)
+{
+	uint64_t one = 1;
+	assert_int_equal(write(fd, &one, sizeof(one)), sizeof(one));
+}
+
+/* The I/O thread waits on the frontend's eventfds: each signal reaches kicked() with its index
+ * and the count is consumed. After events it polls the frontend, then asks it to take
+ * notifications back (poll(false)) and sleeps; a poll(false) that found work keeps it polling. */
+static void file_thread_watches_and_polls(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	uint64_t v;
+
+	for (unsigned i = 0; i < 2; i++)
+		watch_fds[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	nwatch = 2;
+	make_image(t, 65536);
+	struct hearth_dev *d = file_backend(t, "d", ", \"poll-us\": 10000");
+	assert_non_null(d);
+	struct fe *fe = t->fe;
+	assert_int_equal(fe->watch_result, 0);
+
+	signal_fd(watch_fds[1]);
+	assert_int_equal(wait_count(&fe->kicked[1], 1), 1);
+	assert_int_equal(get(&fe->kicked[0]), 0);
+	assert_int_equal(read(watch_fds[1], &v, sizeof(v)), -1); /* consumed */
+	/* kicks closer together than poll-us: the window grows and the thread polls */
+	for (unsigned i = 0; i < 20; i++) {
+		usleep(1000);
+		signal_fd(watch_fds[0]);
+	}
+	assert_int_equal(wait_count(&fe->kicked[0], 20), 20);
+	assert_true(wait_count(&fe->poll_on, 1) >= 1);
+	/* nothing more: it gives notifications back and sleeps */
+	unsigned off = wait_count(&fe->poll_off, 1);
+	assert_true(off >= 1);
+	usleep(30000);
+	unsigned on = get(&fe->poll_on);
+	off = get(&fe->poll_off);
+	usleep(30000);
+	assert_int_equal(get(&fe->poll_on), on);
+	assert_int_equal(get(&fe->poll_off), off);
+	/* work found while taking them back: it goes on polling, then sleeps again */
+	__atomic_store_n(&fe->false_yes, 1, __ATOMIC_RELEASE);
+	for (unsigned i = 0; i < 3; i++) {
+		usleep(1000);
+		signal_fd(watch_fds[0]);
+	}
+	assert_true(wait_count(&fe->poll_off, off + 2) >= off + 2);
+	assert_int_equal(get(&fe->false_yes), 0);
+	/* requests still complete on the thread meanwhile */
+	static uint8_t a[4096];
+	assert_int_equal(run1(t, HEARTH_BLK_READ, 0, a, sizeof(a), 0), 0);
+	assert_int_equal(get(&fe->kicked_bad), 0);
+	done(t);
+	nwatch = 0;
+	for (unsigned i = 0; i < 2; i++)
+		close(watch_fds[i]);
+}
+
+/* poll-us 0: kicks, never polls. iothread off: no thread to watch anything. */
+static void file_thread_without_polling(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm(), *u = mk_vm();
+
+	watch_fds[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	nwatch = 1;
+	make_image(t, 65536);
+	assert_non_null(file_backend(t, "d", ", \"poll-us\": 0"));
+	assert_int_equal(t->fe->watch_result, 0);
+	for (unsigned i = 0; i < 5; i++) {
+		signal_fd(watch_fds[0]);
+		assert_int_equal(wait_count(&t->fe->kicked[0], i + 1), i + 1);
+	}
+	usleep(20000);
+	assert_int_equal(get(&t->fe->poll_on), 0);
+	assert_int_equal(get(&t->fe->poll_off), 0);
+	done(t);
+
+	make_image(u, 65536);
+	assert_non_null(file_backend(u, "d", ", \"iothread\": false"));
+	assert_int_equal(u->fe->watch_result, -1);
+	done(u);
+	nwatch = 0;
+	close(watch_fds[0]);
 }
 
 static void describe_names_the_image(void **state)
@@ -625,14 +801,18 @@ int main(void)
 		cmocka_unit_test(file_bad_sizes),
 		cmocka_unit_test(file_lock_refuses_second_writer),
 		cmocka_unit_test(file_readers_share_writers_wait),
-		cmocka_unit_test(file_round_trip_bytes_on_disk),
-		cmocka_unit_test(file_discard_and_zeroes_keep_size),
-		cmocka_unit_test(file_zeroes_without_zero_range),
-		cmocka_unit_test(file_readonly),
-		cmocka_unit_test(file_bounds_checked),
-		cmocka_unit_test(file_direct_aligned_and_unaligned),
-		cmocka_unit_test(file_many_in_flight),
-		cmocka_unit_test(file_teardown_completes_outstanding),
+#define BOTH(f) cmocka_unit_test_setup(f, thread_mode), cmocka_unit_test_setup(f, loop_mode)
+		BOTH(file_round_trip_bytes_on_disk),
+		BOTH(file_discard_and_zeroes_keep_size),
+		BOTH(file_zeroes_without_zero_range),
+		BOTH(file_readonly),
+		BOTH(file_bounds_checked),
+		BOTH(file_direct_aligned_and_unaligned),
+		BOTH(file_many_in_flight),
+		BOTH(file_teardown_completes_outstanding),
+		cmocka_unit_test_setup(file_thread_config_errors, thread_mode),
+		cmocka_unit_test_setup(file_thread_watches_and_polls, thread_mode),
+		cmocka_unit_test_setup(file_thread_without_polling, thread_mode),
 		cmocka_unit_test(describe_names_the_image),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -640,7 +640,17 @@ static void blk_quiesce_waits_for_requests_in_flight(void **state)
 	fakevm_free(b.f);
 }
 
-/* blk-file with a real event-loop thread: quiesce waits for io_uring's completions. */
+/* Chains queue 0 of v's device has taken from its ring. */
+static uint16_t taken(struct blkvm *v)
+{
+	hearth_dev_lock(v->dev);
+	uint16_t n = virtio_blk_vdev(v->dev)->vqs[0].last_avail;
+	hearth_dev_unlock(v->dev);
+	return n;
+}
+
+/* blk-file with its I/O thread and a real event-loop thread: quiesce waits for io_uring's
+ * completions. */
 static void blk_file_quiesce_and_restore(void **state)
 {
 	(void)state;
@@ -660,8 +670,11 @@ static void blk_file_quiesce_and_restore(void **state)
 		post_blk(a.f, &a.q[0], s, VIRTIO_BLK_T_OUT, 64 + 8 * s, DATA + 4096 * s, 4096,
 			 false);
 	notify(&a.d, 0);
-	loop_run_once(a.f->vm.loop, 0); /* the kick: eight writes go to io_uring */
-	/* completions come on the loop thread now; quiesce returns with all of them used */
+	/* the kick reaches the disk's I/O thread: eight writes go to io_uring */
+	for (int i = 0; i < 2000 && taken(&a) < 8; i++)
+		usleep(1000);
+	assert_int_equal(taken(&a), 8);
+	/* quiesce returns with all of them used */
 	assert_int_equal(loop_start(a.f->vm.loop), 0);
 	quiesce_all(a.f);
 	assert_int_equal(vqdrv_used_idx(&a.q[0]), 8);
@@ -785,7 +798,8 @@ static void reset_waits_for_request_in_flight(void **state)
 	fakevm_free(a.f);
 }
 
-/* The same with blk-file: the read is in io_uring when the driver resets. */
+/* The same with blk-file: the read is in io_uring when the driver resets. Completions come on
+ * the event loop (iothread off), which the test runs, so the read is surely in flight. */
 static void reset_with_file_read_in_flight(void **state)
 {
 	(void)state;
@@ -800,7 +814,8 @@ static void reset_with_file_read_in_flight(void **state)
 	fill(pattern, sizeof(pattern), 0x42);
 	assert_int_equal(ftruncate(fd, DISK), 0);
 	assert_int_equal(pwrite(fd, pattern, sizeof(pattern), 0), (ssize_t)sizeof(pattern));
-	snprintf(be, sizeof(be), "{\"frontend\": \"vda\", \"path\": \"%s\"}", img);
+	snprintf(be, sizeof(be), "{\"frontend\": \"vda\", \"path\": \"%s\", \"iothread\": false}",
+		 img);
 	blk_build(&a, NULL, "blk-file", be);
 	blk_up(&a, 1, F_BLK);
 	memset(a.f->ram + DATA, 0x11, 4096);

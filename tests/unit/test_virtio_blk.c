@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -33,12 +34,16 @@
 /* ---- the transport, played by the test ---- */
 
 static int interrupts[4], needs_reset, config_changes;
+/* Queue notification eventfds a backend's thread may take (take_fail: refuse that queue). */
+static int notify_efd[2] = {-1, -1};
+static unsigned taken, given, notified_calls, take_fail = 99;
 
 static void t_interrupt(struct virtio_device *vd, unsigned q)
 {
 	(void)vd;
 	if (q < 4)
-		interrupts[q]++;
+		__atomic_add_fetch(&interrupts[q], 1,
+				   __ATOMIC_RELAXED); /* maybe on an I/O thread */
 }
 
 static void t_config_changed(struct virtio_device *vd)
@@ -53,10 +58,36 @@ static void t_needs_reset(struct virtio_device *vd)
 	needs_reset++;
 }
 
+static int t_take_notify(struct virtio_device *vd, unsigned q)
+{
+	(void)vd;
+	if (q >= 2 || q == take_fail)
+		return -1;
+	taken++;
+	return notify_efd[q];
+}
+
+static void t_give_notify(struct virtio_device *vd, unsigned q)
+{
+	(void)vd;
+	(void)q;
+	given++;
+}
+
+/* Always live: a kick goes straight to the device. */
+static void t_notified(struct virtio_device *vd, unsigned q)
+{
+	notified_calls++;
+	vd->ops->notify(vd, q);
+}
+
 static const struct virtio_transport_ops tops = {
 	.interrupt = t_interrupt,
 	.config_changed = t_config_changed,
 	.needs_reset = t_needs_reset,
+	.take_notify = t_take_notify,
+	.give_notify = t_give_notify,
+	.notified = t_notified,
 };
 
 static int vblk_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
@@ -82,8 +113,11 @@ struct tb {
 	struct hearth_blk_req last;
 	const struct hearth_blk_frontend_ops *fe_ops;
 	void *fe;
+	int watched[2];
+	unsigned nwatched;
 };
 static struct tb *tb;
+static int tb_watch_result; /* what the backend's watch answers */
 
 static int tb_submit(void *be, struct hearth_blk_req *req)
 {
@@ -115,7 +149,18 @@ static void tb_kick(void *be)
 	((struct tb *)be)->kicks++;
 }
 
-static const struct hearth_blk_backend_ops tb_ops = {.submit = tb_submit, .kick = tb_kick};
+static int tb_watch(void *be, const int *fds, unsigned n)
+{
+	struct tb *b = be;
+
+	b->nwatched = n;
+	for (unsigned i = 0; i < n && i < 2; i++)
+		b->watched[i] = fds[i];
+	return tb_watch_result;
+}
+
+static const struct hearth_blk_backend_ops tb_ops = {
+	.submit = tb_submit, .kick = tb_kick, .watch = tb_watch};
 
 /* Complete the held requests (oldest first) with result, then end the batch. */
 static void tb_complete_all(int result)
@@ -188,6 +233,9 @@ static struct t *mk(const char *fe_json, const char *be_class, const char *be_js
 
 	memset(interrupts, 0, sizeof(interrupts));
 	needs_reset = config_changes = 0;
+	taken = given = notified_calls = 0;
+	for (unsigned q = 0; q < 2; q++)
+		notify_efd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	t->f = fakevm_new(RAM);
 	t->dev = fakevm_dev(t->f, "test-vblk", "vda", fe_json);
 	if (!t->dev)
@@ -207,6 +255,8 @@ static struct t *mk(const char *fe_json, const char *be_class, const char *be_js
 static void done(struct t *t)
 {
 	fakevm_free(t->f);
+	for (unsigned q = 0; q < 2; q++)
+		close(notify_efd[q]);
 	if (t->tmp[0])
 		unlink(t->tmp);
 	free(t);
@@ -1023,6 +1073,127 @@ static void backend_with_bad_geometry_refused(void **state)
 	fakevm_free(f);
 }
 
+/* ---- a backend's I/O thread: notifications and polling ---- */
+
+static void notifications_move_to_backend_thread(void **state)
+{
+	(void)state;
+	struct t *t = mk("{\"queues\": 2}", "blk-test", "{\"frontend\": \"vda\"}", 0);
+
+	assert_int_equal(taken, 2);
+	assert_int_equal(tb->nwatched, 2);
+	assert_int_equal(tb->watched[0], notify_efd[0]);
+	assert_int_equal(tb->watched[1], notify_efd[1]);
+	assert_int_equal(given, 0);
+	/* the backend leaves: the transport watches them again */
+	assert_int_equal(hearth_dev_remove(hearth_dev_find(&t->f->vm, "disk0")), 0);
+	assert_int_equal(given, 2);
+	done(t);
+
+	/* a backend that cannot watch them gives them straight back, and not twice */
+	tb_watch_result = -1;
+	t = mk("{\"queues\": 2}", "blk-test", "{\"frontend\": \"vda\"}", 0);
+	tb_watch_result = 0;
+	assert_int_equal(taken, 2);
+	assert_int_equal(given, 2);
+	assert_int_equal(hearth_dev_remove(hearth_dev_find(&t->f->vm, "disk0")), 0);
+	assert_int_equal(given, 2);
+	done(t);
+
+	/* a queue the transport cannot hand over: the ones taken go back, no watch */
+	take_fail = 1;
+	t = mk("{\"queues\": 2}", "blk-test", "{\"frontend\": \"vda\"}", 0);
+	take_fail = 99;
+	assert_int_equal(taken, 1);
+	assert_int_equal(given, 1);
+	assert_int_equal(tb->nwatched, 0);
+	done(t);
+}
+
+static void kicked_runs_that_queue(void **state)
+{
+	(void)state;
+	struct t *t = mk("{\"queues\": 2}", "blk-test", "{\"frontend\": \"vda\"}", 0);
+
+	tb->mode = TB_SYNC;
+	post_req(t, 1, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	tb->fe_ops->kicked(tb->fe, 0);
+	expect_no_used(t, 1);
+	tb->fe_ops->kicked(tb->fe, 7); /* no such queue: nothing */
+	expect_no_used(t, 1);
+	tb->fe_ops->kicked(tb->fe, 1);
+	expect_used(t, 1, 0, 1);
+	assert_int_equal(interrupts[1], 1);
+	done(t);
+}
+
+/* With EVENT_IDX: while the backend's thread polls, avail_event stays behind everything the
+ * driver can post (no kick needed) and the requests are found anyway; poll(false) asks for
+ * kicks again and finds what came in between. */
+static void poll_keeps_guest_quiet_event_idx(void **state)
+{
+	(void)state;
+	struct t *t = test_disk(NULL);
+	struct vqdrv *d = &t->d[0];
+
+	tb->mode = TB_SYNC;
+	post_req(t, 0, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	assert_true(tb->fe_ops->poll(tb->fe, true));
+	expect_used(t, 0, 0, 1);
+	/* one behind where polling began; the driver's next post (1 -> 2) asks for no kick */
+	assert_int_equal(vqdrv_avail_event(d), 0xffff);
+	assert_false(virtq_need_event(vqdrv_avail_event(d), 2, 1));
+	assert_false(tb->fe_ops->poll(tb->fe, true));
+	post_req(t, 0, 1, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	assert_true(tb->fe_ops->poll(tb->fe, true));
+	expect_used(t, 0, 3, 1);
+	assert_false(virtq_need_event(vqdrv_avail_event(d), 3, 2));
+	/* posted just before the thread gives up polling: found, not lost */
+	post_req(t, 0, 2, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	assert_true(tb->fe_ops->poll(tb->fe, false));
+	expect_used(t, 0, 6, 1);
+	/* and kicks are wanted again from the very next post */
+	assert_int_equal(vqdrv_avail_event(d), 3);
+	assert_true(virtq_need_event(vqdrv_avail_event(d), 4, 3));
+	assert_false(tb->fe_ops->poll(tb->fe, false));
+	done(t);
+}
+
+static void poll_keeps_guest_quiet_flags(void **state)
+{
+	(void)state;
+	struct t *t = mk(NULL, "blk-test", "{\"frontend\": \"vda\"}",
+			 VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+
+	tb->mode = TB_SYNC;
+	assert_false(tb->fe_ops->poll(tb->fe, true));
+	assert_int_equal(vqdrv_used_flags(&t->d[0]), VIRTQ_USED_F_NO_NOTIFY);
+	post_req(t, 0, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	assert_true(tb->fe_ops->poll(tb->fe, true));
+	expect_used(t, 0, 0, 1);
+	assert_false(tb->fe_ops->poll(tb->fe, false));
+	assert_int_equal(vqdrv_used_flags(&t->d[0]), 0);
+	done(t);
+}
+
+/* Notifications left off (a checkpoint taken while the thread polled, restored where nothing
+ * polls) come back on at the next look at the queue. */
+static void stale_notify_off_is_undone(void **state)
+{
+	(void)state;
+	struct t *t = test_disk(NULL);
+	struct vqdrv *d = &t->d[0];
+
+	tb->mode = TB_SYNC;
+	assert_int_equal(do_req(t, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false), VIRTIO_BLK_S_OK);
+	virtq_disable_notify(&t->vd->vqs[0]);
+	assert_int_equal(vqdrv_avail_event(d), 0);
+	assert_int_equal(do_req(t, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false), VIRTIO_BLK_S_OK);
+	assert_false(t->vd->vqs[0].notify_off);
+	assert_int_equal(vqdrv_avail_event(d), 2);
+	done(t);
+}
+
 /* ---- the whole path on blk-file ---- */
 
 static void file_round_trip_durable_after_flush(void **state)
@@ -1052,7 +1223,7 @@ static void file_round_trip_durable_after_flush(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(status_of(t, 0), VIRTIO_BLK_S_OK);
 	assert_int_equal(status_of(t, 1), VIRTIO_BLK_S_OK);
-	assert_true(interrupts[0] >= 1);
+	assert_true(__atomic_load_n(&interrupts[0], __ATOMIC_RELAXED) >= 1);
 
 	uint8_t back[8192];
 	assert_int_equal(pread(fd, back, sizeof(back), 16 * 512), (ssize_t)sizeof(back));
@@ -1219,6 +1390,9 @@ static void pci_hostile_queue_needs_reset_then_recovers(void **state)
 	pci_up(p, F_BASE);
 	vqdrv_post(&p->q, QSIZE + 5);
 	vpd_kick(&p->d, 0);
+	/* the kick reaches the disk's I/O thread */
+	for (int i = 0; i < 2000 && !(vpd_status(&p->d) & VPD_NEEDS_RESET); i++)
+		usleep(1000);
 	assert_true(vpd_status(&p->d) & VPD_NEEDS_RESET);
 	/* the driver resets and starts over; the device works again */
 	pci_up(p, F_BASE);
@@ -1227,6 +1401,84 @@ static void pci_hostile_queue_needs_reset_then_recovers(void **state)
 	/* machine reset returns the function to power-on state */
 	hearth_devs_reset(&p->f->vm);
 	assert_int_equal(vpd_status(&p->d), 0);
+	pci_done(p);
+}
+
+/* The disk's I/O thread serves the kicks (the event loop no longer sees them); when the backend
+ * goes, the loop takes them back and requests fail for want of a backend. */
+static void pci_backend_thread_kicks_and_hand_back(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(NULL, NULL);
+
+	pci_up(p, F_BASE);
+	assert_int_equal(pci_req(p, 0, VIRTIO_BLK_T_FLUSH, 0, DATA, 0, false), VIRTIO_BLK_S_OK);
+	assert_int_equal(hearth_dev_remove(hearth_dev_find(&p->f->vm, "vda-file")), 0);
+	assert_int_equal(pci_req(p, 1, VIRTIO_BLK_T_FLUSH, 0, DATA, 0, false), VIRTIO_BLK_S_IOERR);
+	pci_done(p);
+}
+
+/* Frozen for a checkpoint: the thread's kicks (and its polling) start nothing until thaw. */
+static void pci_frozen_holds_thread_kicks(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(NULL, NULL);
+	struct virtio_device *vd = virtio_blk_vdev(p->dev);
+	uint32_t id, l;
+
+	pci_up(p, F_BASE | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	assert_int_equal(pci_req(p, 0, VIRTIO_BLK_T_FLUSH, 0, DATA, 0, false), VIRTIO_BLK_S_OK);
+	hearth_dev_lock(p->dev);
+	virtio_transport_freeze(vd);
+	hearth_dev_unlock(p->dev);
+	memcpy(p->f->ram + HDR + 16, &(uint32_t){VIRTIO_BLK_T_FLUSH}, 4);
+	p->f->ram[STATUS + 1] = 0xee;
+	vqdrv_desc(&p->q, 3, HDR + 16, 16, VIRTQ_DESC_F_NEXT, 5);
+	vqdrv_desc(&p->q, 5, STATUS + 1, 1, VIRTQ_DESC_F_WRITE, 0);
+	vqdrv_post(&p->q, 3);
+	vpd_kick(&p->d, 0);
+	usleep(30000);
+	assert_int_equal(vqdrv_get_used(&p->q, &id, &l), 0);
+	hearth_dev_lock(p->dev);
+	virtio_transport_thaw(vd);
+	hearth_dev_unlock(p->dev);
+	for (int n = 0; n < 2000 && !vqdrv_get_used(&p->q, &id, &l); n++)
+		usleep(1000);
+	assert_int_equal(id, 3);
+	assert_int_equal(p->f->ram[STATUS + 1], VIRTIO_BLK_S_OK);
+	pci_done(p);
+}
+
+/* A driver that kicks only when avail_event asks (EVENT_IDX): back-to-back requests are all
+ * served, and while the thread polls most of them need no kick. */
+static void pci_polling_spares_kicks(void **state)
+{
+	(void)state;
+	struct pt *p = pci_disk(NULL, ", \"poll-us\": 10000");
+	const unsigned n = 200;
+	unsigned kicks = 0;
+	uint32_t id, l;
+
+	pci_up(p, F_BASE | VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
+	memcpy(p->f->ram + HDR, &(uint32_t){VIRTIO_BLK_T_FLUSH}, 4);
+	vqdrv_desc(&p->q, 0, HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	vqdrv_desc(&p->q, 1, STATUS, 1, VIRTQ_DESC_F_WRITE, 0);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t old = p->q.avail_idx;
+		p->f->ram[STATUS] = 0xee;
+		vqdrv_post(&p->q, 0);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		if (virtq_need_event(vqdrv_avail_event(&p->q), p->q.avail_idx, old)) {
+			fakevm_guest_write(p->f, false, p->d.notify, 0, 2);
+			kicks++;
+		}
+		int w = 0;
+		while (w++ < 2000 && !vqdrv_get_used(&p->q, &id, &l))
+			usleep(50);
+		assert_true(w <= 2000);
+		assert_int_equal(p->f->ram[STATUS], VIRTIO_BLK_S_OK);
+	}
+	assert_true(kicks >= 1 && kicks < n);
 	pci_done(p);
 }
 
@@ -1262,11 +1514,19 @@ int main(void)
 		cmocka_unit_test(write_through_without_flush_feature),
 		cmocka_unit_test(large_block_size_alignment),
 		cmocka_unit_test(backend_with_bad_geometry_refused),
+		cmocka_unit_test(notifications_move_to_backend_thread),
+		cmocka_unit_test(kicked_runs_that_queue),
+		cmocka_unit_test(poll_keeps_guest_quiet_event_idx),
+		cmocka_unit_test(poll_keeps_guest_quiet_flags),
+		cmocka_unit_test(stale_notify_off_is_undone),
 		cmocka_unit_test(file_round_trip_durable_after_flush),
 		cmocka_unit_test(pci_identity_config_and_describe),
 		cmocka_unit_test(pci_guest_write_is_on_disk_after_flush),
 		cmocka_unit_test(pci_readonly_disk_refuses_writes),
 		cmocka_unit_test(pci_hostile_queue_needs_reset_then_recovers),
+		cmocka_unit_test(pci_backend_thread_kicks_and_hand_back),
+		cmocka_unit_test(pci_frozen_holds_thread_kicks),
+		cmocka_unit_test(pci_polling_spares_kicks),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
