@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -45,6 +46,12 @@
 #define POLL_US_DEFAULT 500
 #define POLL_US_MAX 10000
 #define POLL_MIN_NS 2000u /* a window shrunk below this is no window */
+/* The huge-page bounce pool: 32 MiB in 256 KiB slots, a request takes consecutive ones. */
+#define POOL_SLOT (256u << 10)
+#define POOL_SLOTS 128u
+#define POOL_BYTES ((size_t)POOL_SLOT * POOL_SLOTS)
+#define HUGE_PAGE (2u << 20)
+#define BOUNCE_MIN_DEFAULT (64u << 10)
 
 /* user_data of the ring's own entries (requests are bf_req pointers, so bit 0 is clear):
  * (watch index << 1) | 1. Watch 0 is the thread's wake-up eventfd. */
@@ -53,6 +60,7 @@
 struct bf_req {
 	struct hearth_blk_req *req;
 	void *bounce; /* aligned copy of the data, or NULL */
+	bool pooled;  /* bounce is slots of the huge-page pool */
 	struct iovec biov;
 	struct bf_req *next;
 };
@@ -73,6 +81,12 @@ struct blk_file {
 	bool direct, readonly, watching, ring_ok;
 	bool iothread;	      /* the thread below, not the event loop, serves the ring */
 	uint64_t poll_max_ns; /* poll-us */
+	uint64_t bounce_min;  /* READ/WRITE this long or longer go through the pool; 0: never */
+	uint8_t *pool;	      /* POOL_BYTES on huge pages, NULL until first used */
+	void *pool_map;
+	size_t pool_map_len;
+	uint64_t pool_used[POOL_SLOTS / 64]; /* lock, as pool and pool_failed */
+	bool pool_failed;
 	pthread_t thread;
 	bool thread_running;
 	uint32_t mem_align; /* O_DIRECT buffer alignment */
@@ -97,6 +111,75 @@ struct blk_file {
 static _Thread_local struct blk_file *io_thread_of;
 
 /* ---- request preparation ---- */
+
+/* Why a pool: with direct=on the host's block layer and the device below it pay for every
+ * physically separate piece of a buffer, and guest RAM (a memfd) comes in 4 KiB pages unless the
+ * host gives shared memory huge pages; a 1 MiB request is then 256 pieces. Measured on the
+ * development host (a VM on a virtio disk), 1 MiB O_DIRECT reads at queue depth 4 ran at
+ * 1.0-1.1 GB/s from scattered 4 KiB pages and at 2.9-3.2 GB/s from huge pages (writes 3.3-4.1
+ * against 7-8 GB/s), while copying 1 MiB costs 20-30 us. */
+static uint8_t *pool_map(struct blk_file *bf)
+{
+	size_t len = POOL_BYTES + HUGE_PAGE;
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		return NULL;
+	uint8_t *p = (uint8_t *)(((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+	/* without transparent huge pages the pool still works, it just gains nothing */
+	madvise(p, POOL_BYTES, MADV_HUGEPAGE);
+	bf->pool_map = m;
+	bf->pool_map_len = len;
+	return p;
+}
+
+static bool slot_used(const struct blk_file *bf, unsigned i)
+{
+	return bf->pool_used[i / 64] >> (i % 64) & 1;
+}
+
+static void mark_slots(struct blk_file *bf, unsigned first, unsigned n, bool used)
+{
+	for (unsigned i = first; i < first + n; i++)
+		if (used)
+			bf->pool_used[i / 64] |= 1ull << (i % 64);
+		else
+			bf->pool_used[i / 64] &= ~(1ull << (i % 64));
+}
+
+/* Lock held. len bytes of consecutive slots, or NULL (the pool is busy: go without). */
+static void *pool_get(struct blk_file *bf, uint64_t len)
+{
+	unsigned n = (unsigned)((len + POOL_SLOT - 1) / POOL_SLOT), run = 0;
+
+	if (len > POOL_BYTES || bf->pool_failed)
+		return NULL;
+	if (!bf->pool && !(bf->pool = pool_map(bf))) {
+		bf->pool_failed = true; /* no memory for it: stop trying */
+		return NULL;
+	}
+	for (unsigned i = 0; i < POOL_SLOTS; i++) {
+		run = slot_used(bf, i) ? 0 : run + 1;
+		if (run == n) {
+			mark_slots(bf, i + 1 - n, n, true);
+			return bf->pool + (size_t)(i + 1 - n) * POOL_SLOT;
+		}
+	}
+	return NULL;
+}
+
+static void release_bounce(struct blk_file *bf, struct bf_req *r)
+{
+	if (!r->pooled) {
+		free(r->bounce);
+		return;
+	}
+	unsigned first = (unsigned)(((uint8_t *)r->bounce - bf->pool) / POOL_SLOT);
+	unsigned n = (unsigned)((r->biov.iov_len + POOL_SLOT - 1) / POOL_SLOT);
+	pthread_mutex_lock(&bf->lock);
+	mark_slots(bf, first, n, false);
+	pthread_mutex_unlock(&bf->lock);
+}
 
 static bool needs_bounce(const struct blk_file *bf, const struct hearth_blk_req *req)
 {
@@ -208,12 +291,21 @@ static int bf_submit(void *be, struct hearth_blk_req *req)
 	if (!r)
 		return -ENOMEM;
 	r->req = req;
-	if ((req->op == HEARTH_BLK_READ || req->op == HEARTH_BLK_WRITE) && needs_bounce(bf, req)) {
+	bool rw = req->op == HEARTH_BLK_READ || req->op == HEARTH_BLK_WRITE;
+	if (rw && bf->bounce_min && req->len >= bf->bounce_min && req->niov > 0) {
+		pthread_mutex_lock(&bf->lock);
+		r->bounce = pool_get(bf, req->len);
+		pthread_mutex_unlock(&bf->lock);
+		r->pooled = r->bounce != NULL;
+	}
+	if (!r->bounce && rw && needs_bounce(bf, req)) {
 		size_t align = bf->mem_align > 4096 ? bf->mem_align : 4096;
 		if (posix_memalign(&r->bounce, align, req->len)) {
 			free(r);
 			return -ENOMEM;
 		}
+	}
+	if (r->bounce) {
 		if (req->op == HEARTH_BLK_WRITE)
 			copy_in(req, r->bounce);
 		r->biov = (struct iovec){r->bounce, req->len};
@@ -222,8 +314,15 @@ static int bf_submit(void *be, struct hearth_blk_req *req)
 	*bf->pending_tail = r;
 	bf->pending_tail = &r->next;
 	/* with an I/O thread only that thread touches the ring (IORING_SETUP_SINGLE_ISSUER) */
-	if (!bf->iothread)
+	if (!bf->iothread) {
 		fill_ring(bf);
+	} else if (r->pooled && io_thread_of == bf) {
+		/* a copied request starts at once rather than after the copies of the ones the
+		 * frontend pops after it (1 MiB writes at queue depth 4: 4.1-4.5 -> 4.6-5.5 GB/s)
+		 */
+		fill_ring(bf);
+		io_uring_submit(&bf->ring);
+	}
 	pthread_mutex_unlock(&bf->lock);
 	return HEARTH_BLK_ASYNC;
 }
@@ -353,7 +452,7 @@ static int finish_req(struct blk_file *bf, struct bf_req *r, int res)
 	case HEARTH_BLK_FLUSH:
 		break;
 	}
-	free(r->bounce);
+	release_bounce(bf, r);
 	free(r);
 	return res < 0 ? res : 0;
 }
@@ -726,7 +825,7 @@ static void bf_free(struct hearth_dev *dev)
 		while (p) {
 			struct bf_req *next = p->next;
 			struct hearth_blk_req *req = p->req;
-			free(p->bounce);
+			release_bounce(bf, p);
 			free(p);
 			bf->fe_ops->complete(bf->fe, req, -ECANCELED);
 			p = next;
@@ -745,6 +844,8 @@ static void bf_free(struct hearth_dev *dev)
 	if (bf->watch && bf->watch[0].fd >= 0)
 		close(bf->watch[0].fd); /* the others are the frontend's */
 	free(bf->watch);
+	if (bf->pool_map)
+		munmap(bf->pool_map, bf->pool_map_len);
 	if (bf->fd >= 0)
 		close(bf->fd); /* drops the OFD lock */
 	pthread_mutex_destroy(&bf->lock);
@@ -824,14 +925,15 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 {
 	const char *path;
 	bool ro, direct, iothread;
-	uint64_t poll_us;
+	uint64_t poll_us, bounce_min;
 	struct stat st;
 
 	if (hearth_cfg_str(cfg, "path", NULL, &path) < 0 ||
 	    hearth_cfg_bool(cfg, "readonly", false, &ro) < 0 ||
 	    hearth_cfg_bool(cfg, "direct", false, &direct) < 0 ||
 	    hearth_cfg_bool(cfg, "iothread", true, &iothread) < 0 ||
-	    hearth_cfg_u64(cfg, "poll-us", POLL_US_DEFAULT, 0, POLL_US_MAX, &poll_us) < 0)
+	    hearth_cfg_u64(cfg, "poll-us", POLL_US_DEFAULT, 0, POLL_US_MAX, &poll_us) < 0 ||
+	    hearth_cfg_size(cfg, "bounce-min", BOUNCE_MIN_DEFAULT, 0, POOL_BYTES, &bounce_min) < 0)
 		return -1;
 	if (!path || !path[0])
 		return hearth_err("key 'path' is missing: name the image file");
@@ -849,6 +951,8 @@ static int bf_init(struct hearth_dev *dev, struct hearth_cfg *cfg)
 	/* `hearth devices` builds machines without a loop: no guest runs, no thread either */
 	bf->iothread = iothread && bf->vm->loop;
 	bf->poll_max_ns = poll_us * 1000;
+	/* through the page cache the copy is the kernel's and already contiguous */
+	bf->bounce_min = direct ? bounce_min : 0;
 	bf->path = strdup(path);
 	if (!bf->path)
 		return hearth_err("out of memory");

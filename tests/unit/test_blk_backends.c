@@ -1,10 +1,10 @@
 /* blk-ram and blk-file against a recording blk frontend: configuration errors, every request
  * type with the bytes checked on the disk (the image file read back with pread), read-only
- * refusals, the image lock, O_DIRECT with unaligned buffers, many requests in flight and teardown
- * with requests outstanding. blk-file's request tests run twice: with its I/O thread (completions
- * arrive on that thread) and with iothread off (completions on the event loop, which the test
- * runs). The I/O thread also waits on the frontend's notification eventfds and polls the frontend.
- */
+ * refusals, the image lock, O_DIRECT with unaligned buffers and through the huge-page bounce
+ * pool, many requests in flight and teardown with requests outstanding. blk-file's request
+ * tests run twice: with its I/O thread (completions arrive on that thread) and with iothread
+ * off (completions on the event loop, which the test runs). The I/O thread also waits on the
+ * frontend's notification eventfds and polls the frontend. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -673,7 +673,51 @@ static void file_thread_config_errors(void **state)
 	make_image(t, 65536);
 	expect_err(file_backend(t, "d", ", \"poll-us\": 10001"), "poll-us");
 	expect_err(file_backend(t, "d", ", \"iothread\": 3"), "iothread");
+	expect_err(file_backend(t, "d", ", \"bounce-min\": \"64M\""), "bounce-min");
+	expect_err(file_backend(t, "d", ", \"bounce-min\": \"big\""), "bounce-min");
 	assert_false(t->fe->attached);
+	done(t);
+}
+
+/* Requests at least bounce-min long go through the huge-page pool (32 MiB): more than it holds
+ * at once fall back to the guest's own buffers; every byte lands either way. */
+static void file_bounce_pool(void **state)
+{
+	(void)state;
+	struct t *t = mk_vm();
+	const unsigned n = 40, len = 1 << 20; /* 40 MiB in flight: the pool runs out */
+	uint8_t *mem, *back = malloc(len);
+
+	make_image(t, (uint64_t)n * len + 65536);
+	struct hearth_dev *d = file_backend(t, "d", ", \"direct\": true, \"bounce-min\": 4096");
+	if (!d)
+		fail_msg("%s", hearth_err_msg());
+	assert_int_equal(posix_memalign((void **)&mem, 4096, (size_t)n * len), 0);
+	fill(mem, (size_t)n * len, 21);
+	for (unsigned i = 0; i < n; i++)
+		submit(t, i, HEARTH_BLK_WRITE, (uint64_t)i * len, mem + (size_t)i * len, len, 0);
+	kick(t);
+	wait_for(t, n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(t->fe->results[i], 0);
+		assert_int_equal(pread(t->fd, back, len, (off_t)i * len), (ssize_t)len);
+		assert_memory_equal(back, mem + (size_t)i * len, len);
+	}
+	/* and back: reads into a cleared buffer, one of them below bounce-min */
+	memset(mem, 0, (size_t)n * len);
+	for (unsigned i = 0; i < n; i++)
+		submit(t, n + i, HEARTH_BLK_READ, (uint64_t)i * len, mem + (size_t)i * len,
+		       i == 3 ? 2048 : len, 0);
+	kick(t);
+	wait_for(t, 2 * n);
+	for (unsigned i = 0; i < n; i++) {
+		assert_int_equal(t->fe->results[n + i], 0);
+		assert_int_equal(pread(t->fd, back, len, (off_t)i * len), (ssize_t)len);
+		assert_memory_equal(back, mem + (size_t)i * len, i == 3 ? 2048 : len);
+	}
+	memset(t->fe->reqs, 0, sizeof(t->fe->reqs));
+	free(mem);
+	free(back);
 	done(t);
 }
 
@@ -810,6 +854,7 @@ int main(void)
 		BOTH(file_direct_aligned_and_unaligned),
 		BOTH(file_many_in_flight),
 		BOTH(file_teardown_completes_outstanding),
+		BOTH(file_bounce_pool),
 		cmocka_unit_test_setup(file_thread_config_errors, thread_mode),
 		cmocka_unit_test_setup(file_thread_watches_and_polls, thread_mode),
 		cmocka_unit_test_setup(file_thread_without_polling, thread_mode),
