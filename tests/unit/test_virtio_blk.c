@@ -1454,7 +1454,7 @@ static void pci_frozen_holds_thread_kicks(void **state)
 static void pci_polling_spares_kicks(void **state)
 {
 	(void)state;
-	struct pt *p = pci_disk(NULL, ", \"poll-us\": 10000");
+	struct pt *p = pci_disk(NULL, ", \"poll-us\": 10000, \"poll-always\": true");
 	const unsigned n = 200;
 	unsigned kicks = 0;
 	uint32_t id, l;
