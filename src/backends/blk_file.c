@@ -46,12 +46,8 @@
 #define REAP_BATCH 64u
 #define POLL_US_DEFAULT 500
 #define POLL_US_MAX 10000
-#define POLL_MIN_NS 2000u /* a window shrunk below this is no window */
-/* Off the CPU this long between two turns of polling: something else wanted the CPU. */
-#define PREEMPTED_NS 200000u
-#define BACKOFF_MIN_NS 10000000u
-#define BACKOFF_MAX_NS 1000000000u
-#define CROWD_CHECK_NS 100000u /* how often a long poll looks at the host's run queues */
+#define POLL_MIN_NS 2000u      /* a window shrunk below this is no window */
+#define CROWD_CHECK_NS 100000u /* how often a poll looks at the host's run queues */
 /* The huge-page bounce pool: 32 MiB in 256 KiB slots, a request takes consecutive ones. */
 #define POOL_SLOT (256u << 10)
 #define POOL_SLOTS 128u
@@ -666,13 +662,11 @@ static bool harvest(struct blk_file *bf)
  * nothing slips between) and sleeps. */
 struct poller {
 	bool on;
+	unsigned crowded;     /* host_crowded answers in a row */
 	uint64_t crowd_check; /* when the host's run queues were last looked at */
 	uint64_t window;      /* how long a poll lasts after the last event */
 	uint64_t deadline;    /* when this one ends unless something happens */
 	uint64_t last_event;  /* when something last happened */
-	uint64_t last_turn;   /* when the previous turn of this poll ran, 0 before the first */
-	uint64_t backoff;     /* no polling for this long after a preemption; doubles, decays */
-	uint64_t resume;      /* ... that is, until here */
 };
 
 /* The window follows the gaps between events: an event that came within poll-us of the one
@@ -693,7 +687,7 @@ static uint64_t adapt_window(const struct blk_file *bf, uint64_t window, uint64_
  * there are CPUs (the fourth field of /proc/loadavg, "running/all", counts this thread), it
  * takes one from someone, on a small host often the guest's own vCPU. With a CPU hog beside a
  * guest that polls its used ring, polling anyway made 4 KiB reads at queue depth 32 fall from
- * ~50k to 31-46k IOPS; looking first keeps them at 58k. */
+ * ~50k to 25-46k IOPS. */
 static bool host_crowded(const struct blk_file *bf)
 {
 	char buf[128];
@@ -718,11 +712,11 @@ static bool poll_start(struct blk_file *bf, struct poller *p)
 
 	p->window = adapt_window(bf, p->window, now - p->last_event);
 	p->last_event = now;
-	if (!p->window || now < p->resume || host_crowded(bf))
+	if (!p->window || host_crowded(bf))
 		return false;
 	p->on = true;
 	p->crowd_check = now;
-	p->last_turn = 0;
+	p->crowded = 0;
 	p->deadline = now + p->window;
 	return true;
 }
@@ -732,31 +726,22 @@ static void poll_turn(struct blk_file *bf, struct poller *p, bool busy)
 	if (bf->fe_ops->poll(bf->fe, true))
 		busy = true;
 	uint64_t now = now_ns();
-	if (p->last_turn && now - p->last_turn > PREEMPTED_NS) {
-		/* The thread was taken off the CPU in the middle of polling: the CPU is wanted
-		 * elsewhere (a quota, or tasks host_crowded did not see). Stop, and stay away a
-		 * while, longer each time it happens again. */
-		p->backoff = p->backoff * 2 < BACKOFF_MIN_NS   ? BACKOFF_MIN_NS
-			     : p->backoff * 2 > BACKOFF_MAX_NS ? BACKOFF_MAX_NS
-							       : p->backoff * 2;
-		p->resume = now + p->backoff;
-		bf->fe_ops->poll(bf->fe, false); /* what it started, completes and wakes us */
-		p->on = false;
-		return;
+	/* crowded twice in a row: the block layer's own workers come and go in microseconds, a
+	 * task that wants the CPU stays */
+	if (now - p->crowd_check > CROWD_CHECK_NS) {
+		p->crowd_check = now;
+		p->crowded = host_crowded(bf) ? p->crowded + 1 : 0;
+		if (p->crowded >= 2) {
+			bf->fe_ops->poll(bf->fe,
+					 false); /* what that starts, completes and wakes us */
+			p->on = false;
+			return;
+		}
 	}
-	p->last_turn = now;
 	if (busy) {
 		p->deadline = now + p->window;
 		p->last_event = now;
 		return;
-	}
-	if (now - p->crowd_check > CROWD_CHECK_NS) {
-		p->crowd_check = now;
-		if (host_crowded(bf)) {
-			bf->fe_ops->poll(bf->fe, false);
-			p->on = false;
-			return;
-		}
 	}
 	if (now < p->deadline) {
 		__builtin_ia32_pause();
@@ -767,9 +752,7 @@ static void poll_turn(struct blk_file *bf, struct poller *p, bool busy)
 		p->last_event = now;
 		return;
 	}
-	/* a poll that ran its course on the CPU: the CPU was there to use */
 	p->on = false;
-	p->backoff /= 2;
 }
 
 static void *bf_thread(void *opaque)

@@ -759,12 +759,16 @@ static void file_thread_watches_and_polls(void **state)
 	assert_int_equal(wait_count(&fe->kicked[1], 1), 1);
 	assert_int_equal(get(&fe->kicked[0]), 0);
 	assert_int_equal(read(watch_fds[1], &v, sizeof(v)), -1); /* consumed */
-	/* kicks closer together than poll-us: the window grows and the thread polls */
+	/* kicks closer together than poll-us: the window grows and the thread polls. Signals
+	 * that come while it is busy may reach the frontend as one kicked(); each is followed
+	 * by at least one. */
 	for (unsigned i = 0; i < 20; i++) {
+		unsigned k = get(&fe->kicked[0]);
 		usleep(1000);
 		signal_fd(watch_fds[0]);
+		assert_true(wait_count(&fe->kicked[0], k + 1) >= k + 1);
 	}
-	assert_int_equal(wait_count(&fe->kicked[0], 20), 20);
+	assert_true(get(&fe->kicked[0]) <= 20);
 	assert_true(wait_count(&fe->poll_on, 1) >= 1);
 	/* nothing more: it gives notifications back and sleeps */
 	unsigned off = wait_count(&fe->poll_off, 1);
