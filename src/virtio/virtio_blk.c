@@ -2,6 +2,7 @@
  * the disk and handed to the blk backend; completions write the status, push the chain to the
  * used ring and notify the guest once per batch. Malformed chains (no header, no status
  * byte) break the queue; a request the disk cannot serve only fails with a status. */
+#include "hearth/le.h"
 #include "virtio/virtio_blk.h"
 
 #include <errno.h>
@@ -385,12 +386,6 @@ static void run_queue(struct virtio_blk *blk, unsigned q)
 
 /* ---- virtio device ops (device lock held by the transport) ---- */
 
-static void put_le(uint8_t *cfg, unsigned off, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		cfg[off + i] = (uint8_t)(v >> (8 * i));
-}
-
 static void vblk_config_read(struct virtio_device *vd, uint32_t offset, void *buf, uint32_t len)
 {
 	struct virtio_blk *blk = of_vd(vd);
@@ -398,17 +393,17 @@ static void vblk_config_read(struct virtio_device *vd, uint32_t offset, void *bu
 	uint32_t bs = blk->be_ops ? blk->info.block_size : SECTOR;
 	uint32_t align = bs / SECTOR;
 
-	put_le(cfg, VIRTIO_BLK_CFG_CAPACITY, capacity_sectors(blk), 8);
-	put_le(cfg, VIRTIO_BLK_CFG_SEG_MAX, VIRTIO_BLK_SEG_MAX, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_BLK_SIZE, bs, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_WRITEBACK, blk->writeback, 1);
-	put_le(cfg, VIRTIO_BLK_CFG_NUM_QUEUES, vd->num_queues, 2);
-	put_le(cfg, VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VIRTIO_BLK_DISCARD_SECTORS_MAX, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 1, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_DISCARD_ALIGN, align, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VIRTIO_BLK_DISCARD_SECTORS_MAX, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_MAX_WZ_SEG, 1, 4);
-	put_le(cfg, VIRTIO_BLK_CFG_WZ_MAY_UNMAP, blk->be_ops && blk->info.discard, 1);
+	le_put(cfg + VIRTIO_BLK_CFG_CAPACITY, capacity_sectors(blk), 8);
+	le_put(cfg + VIRTIO_BLK_CFG_SEG_MAX, VIRTIO_BLK_SEG_MAX, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_BLK_SIZE, bs, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_WRITEBACK, blk->writeback, 1);
+	le_put(cfg + VIRTIO_BLK_CFG_NUM_QUEUES, vd->num_queues, 2);
+	le_put(cfg + VIRTIO_BLK_CFG_MAX_DISCARD_SECTORS, VIRTIO_BLK_DISCARD_SECTORS_MAX, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_MAX_DISCARD_SEG, 1, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_DISCARD_ALIGN, align, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_MAX_WZ_SECTORS, VIRTIO_BLK_DISCARD_SECTORS_MAX, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_MAX_WZ_SEG, 1, 4);
+	le_put(cfg + VIRTIO_BLK_CFG_WZ_MAY_UNMAP, blk->be_ops && blk->info.discard, 1);
 	if (offset >= sizeof(cfg) || len > sizeof(cfg) - offset) {
 		memset(buf, 0, len); /* the transport checks; stay safe regardless */
 		return;

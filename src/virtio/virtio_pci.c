@@ -27,6 +27,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "hearth/le.h"
 #include "dev/machine.h"
 #include "hearth/checkpoint.h"
 #include "hearth/guestmem.h"
@@ -113,27 +114,6 @@ struct vpci {
 	struct vq_slot *q;
 	int needs_reset_logged, width_logged;
 };
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)v);
-	put16(p + 2, (uint16_t)(v >> 16));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 static uint64_t round_up(uint64_t v, uint64_t a)
 {
@@ -298,32 +278,32 @@ static void common_snapshot(struct vpci *t, uint8_t b[CC_LEN])
 	struct virtq *vq = selected(t);
 
 	memset(b, 0, CC_LEN);
-	put32(b + CC_DFSELECT, t->dfselect);
+	le_put32(b + CC_DFSELECT, t->dfselect);
 	if (t->dfselect < 2)
-		put32(b + CC_DF, (uint32_t)(vd->offered >> (32 * t->dfselect)));
-	put32(b + CC_GFSELECT, t->gfselect);
+		le_put32(b + CC_DF, (uint32_t)(vd->offered >> (32 * t->dfselect)));
+	le_put32(b + CC_GFSELECT, t->gfselect);
 	if (t->gfselect < 2)
-		put32(b + CC_GF, (uint32_t)(t->driver_features >> (32 * t->gfselect)));
-	put16(b + CC_MSIX, t->config_vector);
-	put16(b + CC_NUMQ, (uint16_t)vd->num_queues);
+		le_put32(b + CC_GF, (uint32_t)(t->driver_features >> (32 * t->gfselect)));
+	le_put16(b + CC_MSIX, t->config_vector);
+	le_put16(b + CC_NUMQ, (uint16_t)vd->num_queues);
 	b[CC_STATUS] = t->status;
 	b[CC_CFGGEN] = t->generation;
-	put16(b + CC_Q_SELECT, t->queue_select);
+	le_put16(b + CC_Q_SELECT, t->queue_select);
 	if (!vq) {
 		/* an unavailable queue reads as size 0 and NO_VECTOR */
-		put16(b + CC_Q_MSIX, VIRTIO_PCI_NO_VECTOR);
+		le_put16(b + CC_Q_MSIX, VIRTIO_PCI_NO_VECTOR);
 		return;
 	}
-	put16(b + CC_Q_SIZE, vq->size);
-	put16(b + CC_Q_MSIX, t->q[t->queue_select].vector);
-	put16(b + CC_Q_ENABLE, vq->enabled);
-	put16(b + CC_Q_NOFF, t->queue_select);
-	put32(b + CC_Q_DESCLO, (uint32_t)vq->desc_gpa);
-	put32(b + CC_Q_DESCHI, (uint32_t)(vq->desc_gpa >> 32));
-	put32(b + CC_Q_AVAILLO, (uint32_t)vq->avail_gpa);
-	put32(b + CC_Q_AVAILHI, (uint32_t)(vq->avail_gpa >> 32));
-	put32(b + CC_Q_USEDLO, (uint32_t)vq->used_gpa);
-	put32(b + CC_Q_USEDHI, (uint32_t)(vq->used_gpa >> 32));
+	le_put16(b + CC_Q_SIZE, vq->size);
+	le_put16(b + CC_Q_MSIX, t->q[t->queue_select].vector);
+	le_put16(b + CC_Q_ENABLE, vq->enabled);
+	le_put16(b + CC_Q_NOFF, t->queue_select);
+	le_put32(b + CC_Q_DESCLO, (uint32_t)vq->desc_gpa);
+	le_put32(b + CC_Q_DESCHI, (uint32_t)(vq->desc_gpa >> 32));
+	le_put32(b + CC_Q_AVAILLO, (uint32_t)vq->avail_gpa);
+	le_put32(b + CC_Q_AVAILHI, (uint32_t)(vq->avail_gpa >> 32));
+	le_put32(b + CC_Q_USEDLO, (uint32_t)vq->used_gpa);
+	le_put32(b + CC_Q_USEDHI, (uint32_t)(vq->used_gpa >> 32));
 }
 
 static uint64_t common_read(struct vpci *t, uint64_t off, unsigned size)
@@ -333,7 +313,7 @@ static uint64_t common_read(struct vpci *t, uint64_t off, unsigned size)
 	if (off >= CC_LEN || size > CC_LEN - off)
 		return 0;
 	common_snapshot(t, b);
-	return get_le(b + off, size);
+	return le_get(b + off, size);
 }
 
 static uint16_t vector_or_none(struct vpci *t, uint64_t v)
@@ -470,7 +450,7 @@ static uint64_t bar_read(void *opaque, uint64_t off, unsigned size)
 		if (!device_access_ok(t, o, size))
 			return 0;
 		t->vd->ops->config_read(t->vd, (uint32_t)o, buf, size);
-		return get_le(buf, size);
+		return le_get(buf, size);
 	}
 	return 0;
 }
@@ -648,8 +628,8 @@ static int add_vcap(struct vpci *t, uint8_t type, uint32_t off, uint32_t len, co
 	body[0] = (uint8_t)(16 + nextra);
 	body[1] = type;
 	body[2] = BAR;
-	put32(body + 6, off);
-	put32(body + 10, len);
+	le_put32(body + 6, off);
+	le_put32(body + 10, len);
 	if (nextra)
 		memcpy(body + 14, extra, nextra);
 	if (extra_wmask)
@@ -657,8 +637,8 @@ static int add_vcap(struct vpci *t, uint8_t type, uint32_t off, uint32_t len, co
 	if (type == CAP_PCI_CFG) {
 		wmask[2] = 0xFF;	    /* bar */
 		memset(wmask + 6, 0xFF, 8); /* offset, length */
-		put32(body + 6, 0);
-		put32(body + 10, 0);
+		le_put32(body + 6, 0);
+		le_put32(body + 10, 0);
 	}
 	return hearth_pci_add_cap(t->f, HEARTH_PCI_CAP_ID_VENDOR, body, 14 + nextra, wmask);
 }
@@ -710,7 +690,7 @@ static int build(struct vpci *t, struct hearth_cfg *cfg)
 	if (!t->f)
 		return -1;
 	struct hearth_pci_bar bar = {HEARTH_PCI_BAR_MEM32, false, t->bar_size, &bar_ops, t};
-	put32(mult, NOTIFY_MULT);
+	le_put32(mult, NOTIFY_MULT);
 	if (hearth_pci_bar(t->f, BAR, &bar) < 0 ||
 	    add_vcap(t, CAP_COMMON, 0, CC_LEN, NULL, 0, NULL) < 0 ||
 	    add_vcap(t, CAP_NOTIFY, t->notify_off, NOTIFY_MULT * vd->num_queues, mult, 4, NULL) <
