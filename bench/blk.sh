@@ -4,10 +4,11 @@
 # (bench/README.md). Runs are interleaved (hearth, QEMU, fio, hearth, ...) so that load
 # drifts hit all three alike; medians are reported.
 #   bench/blk.sh [BUILD_DIR]        default: build
-# Environment: BLK_IMAGE (default: a new file in $BLK_DIR, default /var/tmp; must not be
-# tmpfs, O_DIRECT needs a real file system), BLK_MIB (image size, 1024), RUNS (3), SECS
-# (seconds per run, 5), WORKLOADS ("randread:1 randread:32 seqread:4 seqwrite:4"), WAITS
-# ("irq poll": how the guest waits for completions, see bench/README.md), QEMU.
+# Environment: BLK_IMAGE (default: a new file in $BLK_DIR, default /var/tmp, on the disk;
+# BLK_DIR=/dev/shm measures the VMMs without a disk's ceiling), BLK_MIB (image size, 1024),
+# RUNS (3), SECS (seconds per run, 5), WORKLOADS ("randread:1 randread:32 seqread:4
+# seqwrite:4"), WAITS ("irq poll": how the guest waits for completions, see bench/README.md),
+# QEMU.
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
