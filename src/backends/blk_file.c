@@ -9,7 +9,8 @@
  * PVM every sleep and wake-up of a thread costs tens of microseconds, so after each event the
  * thread keeps looking (at the completion ring and, through the frontend, at the guest's
  * rings, with the guest's notifications off) for poll-us microseconds before it sleeps again.
- * With several requests in flight a poll sleeps between completions instead of spinning.
+ * With several requests in flight a poll sleeps between completions instead of spinning. The
+ * thread submits each request as the frontend hands it over (see bf_submit for why).
  * iothread=off: requests are started in one io_uring_enter per batch (kick) on whichever
  * thread submits, and completions come back on the event-loop thread through the ring's
  * eventfd. */
