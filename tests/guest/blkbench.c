@@ -21,6 +21,18 @@
 
 static struct vblk b;
 
+/* Where the next request goes, in requests of bs from the start: a xorshift64 step for random
+ * reads (the same sequence in every VMM), else the one after the last, wrapping at span. */
+static uint64_t next_at(bool rnd, uint64_t *x, uint64_t *next, uint64_t span)
+{
+	if (!rnd)
+		return (*next)++ % span;
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x % span;
+}
+
 NORETURN void blk_bench_main(const char *spec)
 {
 	const char *kind = spec;
@@ -76,15 +88,7 @@ NORETURN void blk_bench_main(const char *spec)
 	bool stop = false;
 
 	for (unsigned s = 0; s < qd; s++) {
-		uint64_t at;
-		if (rnd) {
-			x ^= x << 13;
-			x ^= x >> 7;
-			x ^= x << 17;
-			at = x % span;
-		} else {
-			at = next++ % span;
-		}
+		uint64_t at = next_at(rnd, &x, &next, span);
 		if (ops && issued >= ops)
 			break;
 		vblk_submit(&b, s, type, at * (bs / 512), buf + s * bs, (uint32_t)bs);
@@ -109,15 +113,7 @@ NORETURN void blk_bench_main(const char *spec)
 			if (stop)
 				continue;
 			unsigned s = (unsigned)r->tag;
-			uint64_t at;
-			if (rnd) {
-				x ^= x << 13;
-				x ^= x >> 7;
-				x ^= x << 17;
-				at = x % span;
-			} else {
-				at = next++ % span;
-			}
+			uint64_t at = next_at(rnd, &x, &next, span);
 			vblk_submit(&b, s, type, at * (bs / 512), buf + s * bs, (uint32_t)bs);
 			issued++;
 		}
