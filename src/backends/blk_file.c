@@ -352,7 +352,7 @@ static void bf_kick(void *be)
 	struct blk_file *bf = be;
 
 	if (bf->iothread) {
-		/* on the thread itself the submission rides on its next io_uring_enter */
+		/* on the thread itself bf_submit has already submitted each request */
 		if (io_thread_of != bf)
 			wake_thread(bf);
 		return;
